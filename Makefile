@@ -1,0 +1,40 @@
+# make run: set up on a fresh Debian machine and serve the demo at http://127.0.0.1:5000
+# make test: set up (including the system parts the tests need) and run every test
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask --app app
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+BROWSER_PACKAGES := chromium fonts-dejavu-core
+
+.PHONY: run test setup translations system-test-deps clean
+
+run: setup
+	KAMUSM_DEMO=1 $(FLASK) kamusm init
+	KAMUSM_DEMO=1 $(FLASK) kamusm demo
+	@echo "kamusm demo: http://127.0.0.1:5000  (the demo phone: http://127.0.0.1:5000/demo/phone)"
+	KAMUSM_DEMO=1 $(FLASK) run --host 127.0.0.1 --port 5000
+
+test: setup system-test-deps
+	$(PY) -m pytest tests
+
+setup: $(VENV)/.installed translations
+
+$(VENV)/.installed: requirements.txt
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
+	  || { apt-get update -qq && $(APT_INSTALL) python3-venv python3-pip; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+translations: $(VENV)/.installed
+	$(VENV)/bin/pybabel compile -d kamusm/translations
+
+# Debian's chromium for the browser tests; never downloaded by Playwright itself.
+system-test-deps:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && $(APT_INSTALL) $(BROWSER_PACKAGES); }
+	@command -v chromium >/dev/null 2>&1 || { echo "chromium is missing and could not be installed" >&2; exit 1; }
+
+clean:
+	rm -rf $(VENV) .pytest_cache
+	find kamusm/translations -name '*.mo' -delete

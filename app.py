@@ -1,0 +1,3 @@
+from kamusm import create_app
+
+app = create_app()

@@ -1,0 +1,154 @@
+"""Settings: every knob the portal has, with its default and its help text.
+
+Order of precedence (highest first): the test config handed to create_app, the
+process environment, instance/kamusm.toml, the defaults below. A setting that
+is not listed here does not exist; docs/settings.md is generated from this list
+and a test fails when the two disagree.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from kamusm.errors import ConfigError
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _int(value: Any) -> int:
+    return int(value)
+
+
+def _str(value: Any) -> str:
+    return str(value)
+
+
+def _list(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(item).strip() for item in value if str(item).strip()]
+    return [item.strip() for item in str(value).split(",") if item.strip()]
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("KAMUSM_DEMO", False, _bool,
+            "1 = demo mode: demo holders, /demo/phone and /demo/mail, outbox backends."),
+    Setting("KAMUSM_CAPTCHA", "image", _str,
+            "image, or off (refused unless KAMUSM_DEMO=1)."),
+    Setting("KAMUSM_SMS_BACKEND", "outbox", _str,
+            "outbox (stored, shown on /demo/phone), console (printed to standard output, "
+            "for development), or http (a JSON webhook of an SMS gateway)."),
+    Setting("KAMUSM_SMS_HTTP_URL", "", _str, "http SMS backend: the gateway URL (https in production)."),
+    Setting("KAMUSM_SMS_HTTP_TOKEN", "", _str,
+            "http SMS backend: sent as 'Authorization: Bearer <token>'; empty sends none."),
+    Setting("KAMUSM_SMS_HTTP_BODY", '{"to": "{to}", "text": "{message}"}', _str,
+            "http SMS backend: JSON body template; the strings \"{to}\" and \"{message}\" are "
+            "replaced by the JSON-encoded phone number and text."),
+    Setting("KAMUSM_SMS_HTTP_TIMEOUT", 5, _int, "http SMS backend: seconds to wait for the gateway."),
+    Setting("KAMUSM_SMS_HTTP_RETRIES", 2, _int,
+            "http SMS backend: further tries after a failed one (network error or 5xx)."),
+    Setting("KAMUSM_MAIL_BACKEND", "outbox", _str, "outbox or smtp."),
+    Setting("KAMUSM_EMAIL_DOMAINS", [], _list,
+            "Comma list of institutional e-mail domains; empty allows any."),
+    Setting("KAMUSM_OTP_TTL", 300, _int, "Seconds an SMS code lives (60 to 600)."),
+    Setting("KAMUSM_OTP_RESEND_SECONDS", 60, _int, "Seconds before a new SMS code may be asked for."),
+    Setting("KAMUSM_OTP_SENDS_PER_HOUR", 5, _int, "SMS codes one holder may be sent in an hour."),
+    Setting("KAMUSM_VAULT_KEY", "", _str,
+            "Base64 of a 32-byte key-encryption key; empty uses instance/vault.key."),
+    Setting("KAMUSM_HELPER_URL", "http://127.0.0.1:8765", _str,
+            "Where browsers reach the local card helper."),
+    Setting("KAMUSM_CALL_CENTRE", "444 5 576", _str,
+            "Telephone number shown to holders whose phone number is wrong."),
+    Setting("KAMUSM_INSTITUTION", "Demo Üniversitesi", _str, "The institution's name, shown in the header."),
+    Setting("KAMUSM_PROXIES", 0, _int,
+            "How many reverse proxies stand in front of the portal (X-Forwarded-* trusted from that many)."),
+    Setting("KAMUSM_ARGON2_MEMORY_KIB", 19456, _int, "Argon2id memory cost in KiB (at least 19456)."),
+    Setting("KAMUSM_ARGON2_TIME_COST", 2, _int, "Argon2id iterations (at least 2)."),
+    Setting("KAMUSM_ARGON2_PARALLELISM", 1, _int, "Argon2id lanes (at least 1)."),
+    Setting("KAMUSM_LOCKOUT_THRESHOLD", 5, _int,
+            "Consecutive failed logins before a holder is locked (at most 10)."),
+    Setting("KAMUSM_SESSION_IDLE_SECONDS", 600, _int, "Idle session timeout in seconds."),
+    Setting("KAMUSM_SESSION_MAX_SECONDS", 12 * 3600, _int, "Absolute session lifetime in seconds."),
+    Setting("RATELIMIT_STORAGE_URI", "memory://", _str,
+            "flask-limiter storage: memory:// (one process only) or redis://host:port."),
+    Setting("RATELIMIT_ENABLED", True, _bool,
+            "false turns the per-IP limits off (for tests of other things); the per-holder lockout stays on."),
+    Setting("KAMUSM_LOGIN_RATE", "10 per minute;100 per hour", _str, "Per-IP limit on POST /login."),
+    Setting("KAMUSM_SMS_RATE", "5 per minute;30 per hour", _str, "Per-IP limit on POST /login/sms."),
+    Setting("KAMUSM_CODE_RATE", "10 per minute;60 per hour", _str, "Per-IP limit on POST /login/code."),
+)
+
+OTP_TTL_MAX_SECONDS = 600
+OTP_TTL_MIN_SECONDS = 60
+LOCKOUT_THRESHOLD_MAX = 10
+ARGON2_MIN_MEMORY_KIB = 19456
+ARGON2_MIN_TIME_COST = 2
+
+
+def load_settings(instance_path: Path, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Return every setting's value: environment, then instance/kamusm.toml, then default.
+
+    Raises ConfigError naming the setting when a value does not parse or breaks a
+    security floor, so a bad deployment stops at start-up instead of running weak.
+    """
+    environ = os.environ if environ is None else environ
+    toml_path = instance_path / "kamusm.toml"
+    from_file: dict[str, Any] = {}
+    if toml_path.exists():
+        with toml_path.open("rb") as handle:
+            from_file = tomllib.load(handle)
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.name, from_file.get(setting.name, setting.default))
+        try:
+            values[setting.name] = setting.parse(raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{setting.name}: {exc}") from None
+    return values
+
+
+def check_settings(values: dict[str, Any]) -> None:
+    """Refuse combinations that would weaken the portal. Raises ConfigError."""
+    if values["KAMUSM_CAPTCHA"] not in {"image", "off"}:
+        raise ConfigError("KAMUSM_CAPTCHA must be image or off")
+    if values["KAMUSM_CAPTCHA"] == "off" and not values["KAMUSM_DEMO"]:
+        raise ConfigError("KAMUSM_CAPTCHA=off is only allowed with KAMUSM_DEMO=1")
+    if not OTP_TTL_MIN_SECONDS <= values["KAMUSM_OTP_TTL"] <= OTP_TTL_MAX_SECONDS:
+        raise ConfigError(f"KAMUSM_OTP_TTL must be {OTP_TTL_MIN_SECONDS} to {OTP_TTL_MAX_SECONDS} seconds")
+    if not 1 <= values["KAMUSM_LOCKOUT_THRESHOLD"] <= LOCKOUT_THRESHOLD_MAX:
+        raise ConfigError(f"KAMUSM_LOCKOUT_THRESHOLD must be 1 to {LOCKOUT_THRESHOLD_MAX}")
+    if values["KAMUSM_SMS_BACKEND"] not in {"outbox", "console", "http"}:
+        raise ConfigError("KAMUSM_SMS_BACKEND must be outbox, console or http")
+    if values["KAMUSM_SMS_BACKEND"] == "http" and not values["KAMUSM_SMS_HTTP_URL"]:
+        raise ConfigError("KAMUSM_SMS_BACKEND=http needs KAMUSM_SMS_HTTP_URL")
+    if values["KAMUSM_MAIL_BACKEND"] not in {"outbox", "smtp"}:
+        raise ConfigError("KAMUSM_MAIL_BACKEND must be outbox or smtp")
+    if values["KAMUSM_SESSION_IDLE_SECONDS"] > values["KAMUSM_SESSION_MAX_SECONDS"]:
+        raise ConfigError("KAMUSM_SESSION_IDLE_SECONDS cannot exceed KAMUSM_SESSION_MAX_SECONDS")
+    if values["KAMUSM_ARGON2_MEMORY_KIB"] < ARGON2_MIN_MEMORY_KIB:
+        raise ConfigError(f"KAMUSM_ARGON2_MEMORY_KIB must be at least {ARGON2_MIN_MEMORY_KIB}")
+    if values["KAMUSM_ARGON2_TIME_COST"] < ARGON2_MIN_TIME_COST:
+        raise ConfigError(f"KAMUSM_ARGON2_TIME_COST must be at least {ARGON2_MIN_TIME_COST}")
+    if values["KAMUSM_ARGON2_PARALLELISM"] < 1:
+        raise ConfigError("KAMUSM_ARGON2_PARALLELISM must be at least 1")
+    if values["KAMUSM_SESSION_MAX_SECONDS"] > 12 * 3600:
+        raise ConfigError("KAMUSM_SESSION_MAX_SECONDS cannot exceed 12 hours")

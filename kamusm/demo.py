@@ -1,0 +1,49 @@
+"""Demo mode: the demo holders of DESIGN.md, and the "phone" and "mailbox" a
+teacher puts beside the portal on a projector.
+
+These routes exist only when KAMUSM_DEMO=1; they show every message in the
+outbox, so they must never be reachable in a real deployment.
+"""
+from __future__ import annotations
+
+from flask import Blueprint
+
+from kamusm import store, web
+from kamusm.db import get_db
+
+DEMO_HOLDERS = (
+    {"identity": "10000000146", "security_word": "demo-ankara-2014", "name": "Selin Yılmaz",
+     "phone": "+905430000001", "email": "selin.yilmaz@demo.edu.tr", "card_serial": "14000001",
+     "pin": "482916", "puk": "73910284", "cert_issued": "2014-03-12"},
+    {"identity": "10000000214", "security_word": "demo-izmir-2009", "name": "Kemal Demir",
+     "phone": "+905430000002", "email": "kemal.demir@demo.edu.tr", "card_serial": "14000002",
+     "pin": "250813", "puk": "61937402", "cert_issued": "2009-06-01"},
+    {"identity": "10000000382", "security_word": "demo-bursa-2020", "name": "Ayşe Kaya",
+     "phone": "+905430000003", "email": "ayse.kaya@demo.edu.tr", "card_serial": "14000003",
+     "pin": "907531", "puk": "38461027", "cert_issued": "2020-09-15"},
+)
+
+
+def load_demo_holders(db, hasher, now: float) -> list[int]:
+    """Create or refresh the demo holders (with their demo security words); return their ids."""
+    ids = []
+    for holder in DEMO_HOLDERS:
+        record = {name: holder[name] for name in ("identity", "name", "phone", "email")}
+        record["word_hash"] = hasher.hash(holder["security_word"])
+        holder_id = store.upsert_holder(db, record, now)
+        store.clear_login_failures(db, holder_id)
+        ids.append(holder_id)
+    return ids
+
+
+bp = Blueprint("demo", __name__, url_prefix="/demo")
+
+
+@bp.get("/phone")
+def phone():
+    return web.render_screen("demo_phone", "messages", messages=store.latest_outbox(get_db(), "sms"))
+
+
+@bp.get("/mail")
+def mail():
+    return web.render_screen("demo_mail", "messages", messages=store.latest_outbox(get_db(), "mail"))

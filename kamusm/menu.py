@@ -1,0 +1,57 @@
+"""İşlemler Menüsü, and the operations that later issues fill in."""
+from __future__ import annotations
+
+from flask import Blueprint
+from flask_babel import lazy_gettext as _l
+
+from kamusm import auth, web
+
+bp = Blueprint("menu", __name__)
+
+OPERATIONS = (
+    ("menu.pin_puk", _l("PIN/PUK Bilgisi")),
+    ("menu.unlock", _l("Kilit Çözme")),
+    ("menu.certificate", _l("Sertifika Durumu")),
+    ("menu.profile", _l("Kişisel Bilgiler")),
+)
+
+
+@bp.get("/menu")
+@auth.require_stage(auth.STAGE_DONE)
+def menu():
+    holder = auth.current_holder()
+    return web.render_screen("menu", "operations", masked_name=auth.mask_name(holder["name"]),
+                             operations=OPERATIONS)
+
+
+def _not_yet(title: str):
+    return web.render_screen("not_yet", "notice", title=title)
+
+
+@bp.get("/pin-puk")
+@auth.require_stage(auth.STAGE_DONE)
+def pin_puk():
+    return _not_yet(_l("PIN ve PUK Bilgileri"))
+
+
+@bp.get("/unlock")
+@auth.require_stage(auth.STAGE_DONE)
+def unlock():
+    return _not_yet(_l("Kilit Çözme"))
+
+
+@bp.get("/certificate")
+@auth.require_stage(auth.STAGE_DONE)
+def certificate():
+    return _not_yet(_l("Sertifika Durumu"))
+
+
+@bp.get("/profile")
+@auth.require_stage(auth.STAGE_DONE)
+def profile():
+    return _not_yet(_l("Kişisel Bilgiler"))
+
+
+@bp.get("/forgot")
+def forgot():
+    return _not_yet(_l("Güvenlik Sözcüğümü Unuttum"))

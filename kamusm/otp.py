@@ -1,0 +1,107 @@
+"""SMS one-time codes: issue, check, spend.
+
+A code is 6 digits from `secrets` (a CSPRNG), kept only as an HMAC keyed by the
+portal's secret and bound to one login attempt, so a code read from another
+session's SMS or from a database copy is useless. Single use is enforced by a
+conditional UPDATE in the database (pyotp's verify() alone would accept a
+replay), which also makes concurrent submissions of one code yield exactly one
+success. A code dies after MAX_WRONG_TRIES wrong entries.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from flask_babel import lazy_gettext as _l
+
+from kamusm import store
+from kamusm.errors import CodeExpired, CodeRejected, TooSoon, ValidationError
+
+CODE_DIGITS = 6
+MAX_WRONG_TRIES = 3
+SEND_WINDOW_SECONDS = 3600
+_CODE_PATTERN = re.compile(r"[0-9]{6}", re.ASCII)
+
+
+@dataclass(frozen=True)
+class CodePolicy:
+    ttl_seconds: int
+    resend_seconds: int
+    sends_per_hour: int
+
+
+def _code_mac(key: bytes, attempt: str, code: str) -> str:
+    return hmac.new(key, f"{attempt}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def new_code() -> str:
+    return f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def seconds_until_resend(db, attempt: str, policy: CodePolicy, now: float) -> int:
+    latest = store.latest_code(db, attempt)
+    if latest is None:
+        return 0
+    return max(0, int(latest["sent_at"] + policy.resend_seconds - now + 0.999))
+
+
+def issue_code(db, key: bytes, holder_id: int, attempt: str, policy: CodePolicy, now: float) -> tuple[str, int]:
+    """Make and store a code for the attempt; return (code, code_id) for sending only.
+
+    Raises TooSoon inside the resend cool-down or past the hourly cap per holder.
+    Earlier codes of the attempt stop working.
+    """
+    wait = seconds_until_resend(db, attempt, policy, now)
+    if wait:
+        raise TooSoon(_l("Yeni kod istemek için %(n)d saniye bekleyiniz.", n=wait), wait)
+    if store.count_codes_sent_since(db, holder_id, now - SEND_WINDOW_SECONDS) >= policy.sends_per_hour:
+        raise TooSoon(_l("Bir saat içinde gönderilebilecek SMS sayısına ulaştınız. Lütfen daha sonra deneyiniz."),
+                      SEND_WINDOW_SECONDS)
+    code = new_code()
+    code_id = store.insert_code(db, holder_id, attempt, _code_mac(key, attempt, code), now, now + policy.ttl_seconds)
+    return code, code_id
+
+
+def withdraw_code(db, code_id: int) -> None:
+    """Forget a code that could not be delivered, so it does not count against the holder."""
+    store.delete_code(db, code_id)
+
+
+def check_code_input(raw: str) -> str:
+    code = (raw or "").strip().replace(" ", "")
+    if not code:
+        raise ValidationError(_l("SMS onay kodunu giriniz."))
+    if not _CODE_PATTERN.fullmatch(code):
+        raise ValidationError(_l("SMS onay kodu 6 rakamdan oluşur."))
+    return code
+
+
+def spend_code(db, key: bytes, attempt: str, code: str, now: float) -> int:
+    """Accept the code once for this attempt and return the holder id.
+
+    Raises CodeExpired when the attempt's code is dead (expired, used, out of
+    tries) and CodeRejected for a wrong code that still has tries left.
+    """
+    latest = store.latest_code(db, attempt)
+    if latest is None or latest["used_at"] is not None or latest["expires_at"] < now \
+            or latest["wrong_tries"] >= MAX_WRONG_TRIES:
+        raise CodeExpired(_l("SMS onay kodunun süresi doldu. Lütfen yeni kod isteyiniz."))
+    if not hmac.compare_digest(latest["code_mac"], _code_mac(key, attempt, code)):
+        wrong = store.record_wrong_code(db, latest["id"])
+        if wrong >= MAX_WRONG_TRIES:
+            raise CodeExpired(_l("SMS onay kodu üç kez hatalı girildi. Lütfen yeni kod isteyiniz."))
+        raise CodeRejected(_l("SMS onay kodu hatalı. Kalan deneme hakkı: %(n)d", n=MAX_WRONG_TRIES - wrong))
+    if not store.claim_code(db, latest["id"], now, MAX_WRONG_TRIES):
+        raise CodeExpired(_l("SMS onay kodunun süresi doldu. Lütfen yeni kod isteyiniz."))
+    return latest["holder_id"]
+
+
+def seconds_left(db, attempt: str, now: float) -> int:
+    """Seconds the attempt's current code still lives; 0 when there is none alive."""
+    latest = store.latest_code(db, attempt)
+    if latest is None or latest["used_at"] is not None or latest["wrong_tries"] >= MAX_WRONG_TRIES:
+        return 0
+    return max(0, int(latest["expires_at"] - now))

@@ -1,0 +1,108 @@
+"""Server-side sessions stored in SQLite.
+
+The cookie carries only a random 256-bit token; the database keys the row by
+the token's SHA-256, so a copy of the database cannot be replayed as cookies.
+Idle and absolute timeouts are enforced here on every request; `rotate()` gives
+a new id at login, `destroy()` removes the row at logout.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.datastructures import CallbackDict
+
+from kamusm import store
+
+TOKEN_BYTES = 32
+TOUCH_INTERVAL_SECONDS = 15
+COOKIE_NAME = "kamusm_session"
+SECURE_COOKIE_NAME = "__Host-kamusm_session"
+
+
+class ServerSession(CallbackDict, SessionMixin):
+    def __init__(self, data: dict | None = None, token: str | None = None, created_at: float | None = None,
+                 seen_at: float | None = None):
+        def on_update(session: "ServerSession") -> None:
+            session.modified = True
+
+        super().__init__(data or {}, on_update)
+        self.token = token
+        self.created_at = created_at
+        self.seen_at = seen_at
+        self.modified = False
+        self.rotate_requested = False
+        self.destroy_requested = False
+        self.expired_on_open = False
+
+    def rotate(self) -> None:
+        """Give this session a new id at the end of the request (session fixation)."""
+        self.rotate_requested = True
+        self.modified = True
+
+    def destroy(self) -> None:
+        """Delete the session server-side and clear the cookie."""
+        self.clear()
+        self.destroy_requested = True
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def cookie_name(request: Request) -> str:
+    return SECURE_COOKIE_NAME if request.is_secure else COOKIE_NAME
+
+
+class SqliteSessionInterface(SessionInterface):
+    def __init__(self, db_factory, clock=time.time):
+        self._db_factory = db_factory
+        self._clock = clock
+
+    def open_session(self, app: Flask, request: Request) -> ServerSession:
+        token = request.cookies.get(cookie_name(request))
+        now = self._clock()
+        if not token or len(token) > 100:
+            return ServerSession(created_at=now)
+        row = store.load_session(self._db_factory(), _hash(token))
+        if row is None:
+            return ServerSession(created_at=now)
+        idle = app.config["KAMUSM_SESSION_IDLE_SECONDS"]
+        absolute = app.config["KAMUSM_SESSION_MAX_SECONDS"]
+        if now - row["seen_at"] > idle or now - row["created_at"] > absolute:
+            store.delete_session(self._db_factory(), row["id_hash"])
+            expired = ServerSession(created_at=now)
+            expired.expired_on_open = True
+            return expired
+        return ServerSession(row["data"], token=token, created_at=row["created_at"], seen_at=row["seen_at"])
+
+    def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
+        from flask import request
+
+        name = cookie_name(request)
+        db = self._db_factory()
+        now = self._clock()
+        secure = request.is_secure
+        if session.destroy_requested or (not session and session.token and session.modified):
+            if session.token:
+                store.delete_session(db, _hash(session.token))
+            response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
+            return
+        if not session.modified:
+            if session.token and now - (session.seen_at or 0) > TOUCH_INTERVAL_SECONDS:
+                store.touch_session(db, _hash(session.token), now)
+            return
+        if not session:
+            return
+        if session.rotate_requested and session.token:
+            store.delete_session(db, _hash(session.token))
+            session.token = None
+        if session.token is None:
+            session.token = secrets.token_urlsafe(TOKEN_BYTES)
+            session.created_at = now
+        store.save_session(db, _hash(session.token), dict(session), session.get("holder_id"),
+                           session.created_at, now)
+        response.set_cookie(name, session.token, path="/", secure=secure, httponly=True, samesite="Lax")

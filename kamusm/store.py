@@ -1,0 +1,337 @@
+"""SQLite storage: the only module that holds SQL.
+
+Every function takes the sqlite-utils Database first and, where time matters,
+`now` as a timezone-free UNIX timestamp (float seconds), so rules can be tested
+with a fixed clock. Writes run inside `write(db)`, which is BEGIN IMMEDIATE:
+the writer takes the lock up front, so two workers never both read a counter
+and then both write it. The schema is a list of numbered migrations recorded
+in PRAGMA user_version; a migration never drops data.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import sqlite_utils
+
+BUSY_TIMEOUT_SECONDS = 5
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Open the database with the pragmas every connection needs.
+
+    isolation_level=None hands transaction control to `write()`; synchronous=FULL
+    because vault secrets are written through the same connections.
+    """
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                           check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA secure_delete = ON")
+    return sqlite_utils.Database(conn)
+
+
+@contextmanager
+def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One write transaction, BEGIN IMMEDIATE; nested calls join the outer one."""
+    conn = db.conn
+    if conn.in_transaction:
+        yield db
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _one(db: sqlite_utils.Database, sql: str, params: Any = ()) -> dict | None:
+    rows = list(db.query(sql, params))
+    return rows[0] if rows else None
+
+
+# Migrations ----------------------------------------------------------------
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db.execute("""
+        CREATE TABLE holders (
+            id INTEGER PRIMARY KEY,
+            identity TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            phone TEXT NOT NULL,
+            email TEXT NOT NULL,
+            word_hash TEXT,
+            failed_logins INTEGER NOT NULL DEFAULT 0,
+            locked_until REAL NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE sessions (
+            id_hash TEXT PRIMARY KEY,
+            data TEXT NOT NULL,
+            holder_id INTEGER,
+            created_at REAL NOT NULL,
+            seen_at REAL NOT NULL
+        )""")
+    db.execute("CREATE INDEX sessions_holder ON sessions(holder_id)")
+    db.execute("""
+        CREATE TABLE captchas (
+            id TEXT PRIMARY KEY,
+            answer_mac TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE sms_codes (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            attempt TEXT NOT NULL,
+            code_mac TEXT NOT NULL,
+            sent_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            wrong_tries INTEGER NOT NULL DEFAULT 0,
+            used_at REAL
+        )""")
+    db.execute("CREATE INDEX sms_codes_attempt ON sms_codes(attempt)")
+    db.execute("CREATE INDEX sms_codes_holder_sent ON sms_codes(holder_id, sent_at)")
+    db.execute("""
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            subject TEXT NOT NULL DEFAULT '',
+            body TEXT NOT NULL,
+            sent_at REAL NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            event TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            holder_id INTEGER,
+            ip TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '{}',
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""")
+    db.execute("""
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
+    db.execute("""
+        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
+
+
+MIGRATIONS = (_migration_1,)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Apply every migration not yet applied, each in its own transaction; return the version."""
+    for number, migration in enumerate(MIGRATIONS, start=1):
+        with write(db):
+            if schema_version(db) >= number:
+                continue
+            migration(db)
+            db.execute(f"PRAGMA user_version = {number}")
+    return schema_version(db)
+
+
+# Holders -------------------------------------------------------------------
+
+def find_holder(db: sqlite_utils.Database, identity: str) -> dict | None:
+    return _one(db, "SELECT * FROM holders WHERE identity = ?", [identity])
+
+
+def get_holder(db: sqlite_utils.Database, holder_id: int) -> dict | None:
+    return _one(db, "SELECT * FROM holders WHERE id = ?", [holder_id])
+
+
+def upsert_holder(db: sqlite_utils.Database, holder: dict, now: float) -> int:
+    """Insert or update a holder by identity; return its id. A None word_hash keeps the old one."""
+    with write(db):
+        db.execute(
+            """INSERT INTO holders (identity, name, phone, email, word_hash, created_at)
+               VALUES (:identity, :name, :phone, :email, :word_hash, :now)
+               ON CONFLICT(identity) DO UPDATE SET
+                 name = excluded.name, phone = excluded.phone, email = excluded.email,
+                 word_hash = COALESCE(excluded.word_hash, holders.word_hash)""",
+            {**holder, "now": now})
+        return _one(db, "SELECT id FROM holders WHERE identity = ?", [holder["identity"]])["id"]
+
+
+def set_word_hash(db: sqlite_utils.Database, holder_id: int, word_hash: str) -> None:
+    with write(db):
+        db.execute("UPDATE holders SET word_hash = ? WHERE id = ?", [word_hash, holder_id])
+
+
+def record_login_failure(db: sqlite_utils.Database, holder_id: int) -> int:
+    """Count one more consecutive failure; return the new count (atomic across workers)."""
+    with write(db):
+        db.execute("UPDATE holders SET failed_logins = failed_logins + 1 WHERE id = ?", [holder_id])
+        return _one(db, "SELECT failed_logins FROM holders WHERE id = ?", [holder_id])["failed_logins"]
+
+
+def lock_holder(db: sqlite_utils.Database, holder_id: int, until: float) -> None:
+    with write(db):
+        db.execute("UPDATE holders SET locked_until = ? WHERE id = ?", [until, holder_id])
+
+
+def clear_login_failures(db: sqlite_utils.Database, holder_id: int) -> None:
+    with write(db):
+        db.execute("UPDATE holders SET failed_logins = 0, locked_until = 0 WHERE id = ?", [holder_id])
+
+
+# Sessions ------------------------------------------------------------------
+
+def load_session(db: sqlite_utils.Database, id_hash: str) -> dict | None:
+    row = _one(db, "SELECT * FROM sessions WHERE id_hash = ?", [id_hash])
+    if row is not None:
+        row["data"] = json.loads(row["data"])
+    return row
+
+
+def save_session(db: sqlite_utils.Database, id_hash: str, data: dict, holder_id: int | None,
+                 created_at: float, now: float) -> None:
+    with write(db):
+        db.execute(
+            """INSERT INTO sessions (id_hash, data, holder_id, created_at, seen_at)
+               VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT(id_hash) DO UPDATE SET
+                 data = excluded.data, holder_id = excluded.holder_id, seen_at = excluded.seen_at""",
+            [id_hash, json.dumps(data, separators=(",", ":")), holder_id, created_at, now])
+
+
+def touch_session(db: sqlite_utils.Database, id_hash: str, now: float) -> None:
+    with write(db):
+        db.execute("UPDATE sessions SET seen_at = ? WHERE id_hash = ?", [now, id_hash])
+
+
+def delete_session(db: sqlite_utils.Database, id_hash: str) -> None:
+    with write(db):
+        db.execute("DELETE FROM sessions WHERE id_hash = ?", [id_hash])
+
+
+def delete_expired_sessions(db: sqlite_utils.Database, idle_before: float, created_before: float) -> int:
+    with write(db):
+        return db.execute("DELETE FROM sessions WHERE seen_at < ? OR created_at < ?",
+                          [idle_before, created_before]).rowcount
+
+
+# Captchas ------------------------------------------------------------------
+
+def save_captcha(db: sqlite_utils.Database, captcha_id: str, answer_mac: str, expires_at: float,
+                 now: float) -> None:
+    with write(db):
+        db.execute("DELETE FROM captchas WHERE expires_at < ?", [now])
+        db.execute("INSERT INTO captchas (id, answer_mac, expires_at) VALUES (?, ?, ?)",
+                   [captcha_id, answer_mac, expires_at])
+
+
+def take_captcha(db: sqlite_utils.Database, captcha_id: str, now: float) -> str | None:
+    """Remove the captcha and return its answer MAC if it had not expired (single use)."""
+    with write(db):
+        row = _one(db, "SELECT answer_mac, expires_at FROM captchas WHERE id = ?", [captcha_id])
+        db.execute("DELETE FROM captchas WHERE id = ?", [captcha_id])
+    if row is None or row["expires_at"] < now:
+        return None
+    return row["answer_mac"]
+
+
+def delete_captcha(db: sqlite_utils.Database, captcha_id: str) -> None:
+    with write(db):
+        db.execute("DELETE FROM captchas WHERE id = ?", [captcha_id])
+
+
+# SMS codes -----------------------------------------------------------------
+
+def count_codes_sent_since(db: sqlite_utils.Database, holder_id: int, since: float) -> int:
+    return _one(db, "SELECT count(*) AS n FROM sms_codes WHERE holder_id = ? AND sent_at >= ?",
+                [holder_id, since])["n"]
+
+
+def latest_code(db: sqlite_utils.Database, attempt: str) -> dict | None:
+    return _one(db, "SELECT * FROM sms_codes WHERE attempt = ? ORDER BY id DESC LIMIT 1", [attempt])
+
+
+def insert_code(db: sqlite_utils.Database, holder_id: int, attempt: str, code_mac: str,
+                sent_at: float, expires_at: float) -> int:
+    """Store a new code for the attempt; older codes of the attempt stop working."""
+    with write(db):
+        db.execute("UPDATE sms_codes SET used_at = ? WHERE attempt = ? AND used_at IS NULL",
+                   [sent_at, attempt])
+        return db.execute(
+            """INSERT INTO sms_codes (holder_id, attempt, code_mac, sent_at, expires_at)
+               VALUES (?, ?, ?, ?, ?)""",
+            [holder_id, attempt, code_mac, sent_at, expires_at]).lastrowid
+
+
+def delete_code(db: sqlite_utils.Database, code_id: int) -> None:
+    with write(db):
+        db.execute("DELETE FROM sms_codes WHERE id = ?", [code_id])
+
+
+def claim_code(db: sqlite_utils.Database, code_id: int, now: float, max_wrong_tries: int) -> bool:
+    """Mark the code used if it is still unused and alive; True for exactly one caller."""
+    with write(db):
+        return db.execute(
+            """UPDATE sms_codes SET used_at = ?
+               WHERE id = ? AND used_at IS NULL AND expires_at >= ? AND wrong_tries < ?""",
+            [now, code_id, now, max_wrong_tries]).rowcount == 1
+
+
+def record_wrong_code(db: sqlite_utils.Database, code_id: int) -> int:
+    with write(db):
+        db.execute("UPDATE sms_codes SET wrong_tries = wrong_tries + 1 WHERE id = ?", [code_id])
+        return _one(db, "SELECT wrong_tries FROM sms_codes WHERE id = ?", [code_id])["wrong_tries"]
+
+
+# Outbox (demo SMS and mail) ------------------------------------------------
+
+def add_to_outbox(db: sqlite_utils.Database, kind: str, recipient: str, body: str, now: float,
+                  subject: str = "") -> None:
+    with write(db):
+        db.execute("INSERT INTO outbox (kind, recipient, subject, body, sent_at) VALUES (?, ?, ?, ?, ?)",
+                   [kind, recipient, subject, body, now])
+
+
+def latest_outbox(db: sqlite_utils.Database, kind: str | None = None, limit: int = 20) -> list[dict]:
+    if kind is None:
+        return list(db.query("SELECT * FROM outbox ORDER BY id DESC LIMIT ?", [limit]))
+    return list(db.query("SELECT * FROM outbox WHERE kind = ? ORDER BY id DESC LIMIT ?", [kind, limit]))
+
+
+# Audit ---------------------------------------------------------------------
+
+def last_audit_hash(db: sqlite_utils.Database) -> str | None:
+    row = _one(db, "SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
+    return row["hash"] if row else None
+
+
+def append_audit(db: sqlite_utils.Database, entry: dict) -> None:
+    db.execute(
+        """INSERT INTO audit (at, event, outcome, holder_id, ip, detail, prev_hash, hash)
+           VALUES (:at, :event, :outcome, :holder_id, :ip, :detail, :prev_hash, :hash)""", entry)
+
+
+def audit_entries(db: sqlite_utils.Database, holder_id: int | None = None, limit: int | None = None) -> Iterator[dict]:
+    sql = "SELECT * FROM audit"
+    params: list[Any] = []
+    if holder_id is not None:
+        sql += " WHERE holder_id = ?"
+        params.append(holder_id)
+    sql += " ORDER BY id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return db.query(sql, params)

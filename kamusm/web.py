@@ -1,0 +1,140 @@
+"""What every response shares: page-or-partial rendering, security headers,
+cross-site refusal, language choice, and the error pages.
+
+Security assumptions: the CSP forbids inline script and style, so templates
+carry none and htmx never evaluates code; Cache-Control no-store goes on every
+dynamic response, so no page with a secret or a CSRF token is cached; POSTs
+from another site are refused by Sec-Fetch-Site/Origin before CSRF is checked.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Flask, Response, abort, g, redirect, render_template, request, url_for
+from flask_babel import format_datetime, get_locale
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from kamusm.errors import KamusmError
+
+CSP = "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+HSTS_SECONDS = 365 * 24 * 3600
+LANGUAGES = ("tr", "en")
+LANGUAGE_COOKIE = "kamusm_lang"
+LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
+
+
+def is_htmx_partial() -> bool:
+    """A partial is wanted for HTMX requests except history restores, which need the page."""
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Request-Type") != "full"
+
+
+def render_screen(screen: str, state: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    """Render templates/pages/<screen>.html, or only its partial <screen>_<state> for HTMX."""
+    partial = f"partials/{screen}_{state}.html"
+    if is_htmx_partial():
+        return render_template(partial, **context), status
+    return render_template(f"pages/{screen}.html", partial=partial, **context), status
+
+
+def redirect_to(endpoint: str, **values: Any) -> Response:
+    """303 for normal requests; HX-Redirect for HTMX so the browser loads the next screen."""
+    target = url_for(endpoint, **values)
+    if request.headers.get("HX-Request") == "true":
+        response = Response(status=200)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target, code=303)
+
+
+def select_locale() -> str:
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        g.language_asked = asked
+        return asked
+    remembered = request.cookies.get(LANGUAGE_COOKIE)
+    if remembered in LANGUAGES:
+        return remembered
+    return request.accept_languages.best_match(LANGUAGES) or "tr"
+
+
+def refuse_cross_site() -> None:
+    """Refuse state-changing requests that a browser marks as coming from another site."""
+    if request.method in {"GET", "HEAD", "OPTIONS"}:
+        return
+    if request.headers.get("Sec-Fetch-Site") in {"cross-site", "same-site"}:
+        abort(403)
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and origin != request.host_url.rstrip("/"):
+        abort(403)
+    if origin == "null":
+        abort(403)
+
+
+def add_security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers["Content-Security-Policy"] = CSP
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if request.is_secure:
+        headers["Strict-Transport-Security"] = f"max-age={HSTS_SECONDS}; includeSubDomains"
+    if request.endpoint != "static":
+        headers["Cache-Control"] = "no-store"
+        headers.add("Vary", "HX-Request")
+    if getattr(g, "language_asked", None):
+        response.set_cookie(LANGUAGE_COOKIE, g.language_asked, max_age=LANGUAGE_COOKIE_SECONDS,
+                            secure=request.is_secure, httponly=True, samesite="Lax")
+    return response
+
+
+def template_context() -> dict[str, Any]:
+    return {"current_locale": str(get_locale() or "tr"), "cache_buster": secrets.token_hex(4)}
+
+
+def format_timestamp(timestamp: float) -> str:
+    return format_datetime(datetime.fromtimestamp(timestamp, timezone.utc), "medium")
+
+
+def _error_page(status: int, message: str) -> tuple[str, int]:
+    return render_screen("error", "message", status=status, status_code=status, message=message)
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(refuse_cross_site)
+    app.after_request(add_security_headers)
+    app.context_processor(template_context)
+    app.add_template_filter(format_timestamp, "datetime")
+    register_error_pages(app)
+
+
+def register_error_pages(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        return _error_page(400, _("Form süresi doldu ya da geçersiz. Lütfen sayfayı yenileyip tekrar deneyiniz."))
+
+    @app.errorhandler(KamusmError)
+    def kamusm_error(error: KamusmError):
+        return _error_page(error.status, str(error))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        messages = {
+            400: _("İstek anlaşılamadı. Lütfen sayfayı yenileyip tekrar deneyiniz."),
+            403: _("Bu istek başka bir siteden geldiği için reddedildi."),
+            404: _("Aradığınız sayfa bulunamadı."),
+            405: _("Bu işlem bu sayfada yapılamaz."),
+            413: _("Gönderilen bilgi çok uzun."),
+            429: _("Çok fazla istek gönderdiniz. Lütfen bir süre bekleyip tekrar deneyiniz."),
+        }
+        status = error.code or 500
+        return _error_page(status, messages.get(status, _("Beklenmeyen bir hata oluştu.")))
+
+    @app.errorhandler(500)
+    def server_error(error: Exception):
+        return _error_page(500, _("Beklenmeyen bir hata oluştu. Lütfen daha sonra tekrar deneyiniz."))

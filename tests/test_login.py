@@ -1,0 +1,341 @@
+"""The login steps over HTTP: every step, every bad input, every skipped step."""
+import re
+
+import pytest
+
+from kamusm import store
+from tests.conftest import CAPTCHA_ANSWER, KEMAL, SELIN, csrf_token, latest_code
+
+LOGIN_FAILED = "Kimlik numarası ya da güvenlik sözcüğü hatalı"
+
+
+def audit_events(app, event=None):
+    with app.app_context():
+        from kamusm.db import get_db
+        rows = list(store.audit_entries(get_db()))
+    return [(row["event"], row["outcome"]) for row in rows if event is None or row["event"] == event]
+
+
+def test_login_page_shows_the_seed_labels(client):
+    page = client.get("/login").get_data(as_text=True)
+    for label in ("Şifreli Giriş Ekranı", "Kimlik No", "T.C. Kimlik Numarası ya da Pasaport Numarası Giriniz",
+                  "Resimdeki Yazı", "Güvenlik Sözcüğü", "Giriş", "Güvenlik Sözcüğümü Unuttum",
+                  'name="identity"', 'name="captcha"', 'name="security_word"', "/captcha.png", "/captcha.wav"):
+        assert label in page
+
+
+def test_whole_flow_reaches_the_menu(client, auth, app):
+    response = auth.word()
+    assert response.status_code == 303 and response.headers["Location"] == "/login/sms"
+    sms_page = client.get("/login/sms").get_data(as_text=True)
+    assert "54* *** ** **" in sms_page and "444 5 576" in sms_page and "ücretsizdir" in sms_page
+    assert auth.send_sms().headers["Location"] == "/login/code"
+    code_page = client.get("/login/code").get_data(as_text=True)
+    assert 'data-seconds-left="300"' in code_page and "Kalan Süre" in code_page
+    assert auth.code().headers["Location"] == "/menu"
+    menu = client.get("/menu").get_data(as_text=True)
+    assert "Sayın S***** Y*****" in menu
+    for label in ("PIN/PUK Bilgisi", "Kilit Çözme", "Sertifika Durumu", "Kişisel Bilgiler", "Çıkış"):
+        assert label in menu
+    assert ("login", "ok") in audit_events(app)
+
+
+def test_sms_goes_to_the_holders_phone_only(auth, app):
+    auth.word()
+    auth.send_sms()
+    with app.app_context():
+        from kamusm.db import get_db
+        message = store.latest_outbox(get_db(), "sms", 1)[0]
+    assert message["recipient"] == SELIN["phone"]
+    assert re.search(r"\b\d{6}\b", message["body"])
+
+
+@pytest.mark.parametrize(("identity", "word"), [
+    (SELIN["identity"], "wrong-word"),
+    ("10000000450", SELIN["security_word"]),  # valid checksum, no such holder
+    ("U12345678", "whatever-word"),
+])
+def test_wrong_word_and_unknown_id_look_the_same(auth, identity, word):
+    response = auth.word(identity, word)
+    assert response.status_code == 401
+    page = response.get_data(as_text=True)
+    assert LOGIN_FAILED in page
+    assert identity not in page.replace(f'value="{identity}"', "")
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("identity", "10000000147", "Bu geçerli bir T.C. Kimlik Numarası değil."),
+    ("identity", "١٠٠٠٠٠٠٠١٤٦", "yalnızca 0-9"),
+    ("identity", "1" * 300, "en fazla 20 karakter"),
+    ("identity", "", "Kimlik numaranızı giriniz."),
+    ("security_word", "", "Güvenlik sözcüğünüzü giriniz."),
+    ("security_word", "x" * 129, "en fazla 128 karakter"),
+    ("captcha", "WRONG", "Resimdeki yazı hatalı"),
+    ("captcha", "K" * 500, "Resimdeki yazı hatalı"),
+])
+def test_bad_input_gets_a_message_and_422(auth, field, value, message):
+    values = {"identity": SELIN["identity"], "word": SELIN["security_word"], "captcha": CAPTCHA_ANSWER}
+    values["word" if field == "security_word" else field] = value
+    response = auth.word(**values)
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+
+
+def test_captcha_is_case_insensitive(auth):
+    assert auth.word(captcha=CAPTCHA_ANSWER.lower()).status_code == 303
+
+
+def test_captcha_is_single_use(client):
+    token = csrf_token(client)
+    client.get("/captcha.png")
+    form = {"csrf_token": token, "identity": SELIN["identity"], "captcha": CAPTCHA_ANSWER, "security_word": "wrong"}
+    assert client.post("/login", data=form).status_code == 401
+    form["security_word"] = SELIN["security_word"]
+    response = client.post("/login", data=form)
+    assert response.status_code == 422
+    assert "Resimdeki yazı hatalı" in response.get_data(as_text=True)
+
+
+def test_captcha_expires(client, clock):
+    token = csrf_token(client)
+    client.get("/captcha.png")
+    clock.advance(301)
+    response = client.post("/login", data={"csrf_token": token, "identity": SELIN["identity"],
+                                           "captcha": CAPTCHA_ANSWER, "security_word": SELIN["security_word"]})
+    assert response.status_code == 422
+
+
+def test_captcha_image_and_audio_are_served_fresh(client):
+    image = client.get("/captcha.png")
+    assert image.status_code == 200 and image.mimetype == "image/png" and image.data[:4] == b"\x89PNG"
+    assert image.headers["Cache-Control"] == "no-store"
+    audio = client.get("/captcha.wav")
+    assert audio.status_code == 200 and audio.mimetype == "audio/wav" and audio.data[:4] == b"RIFF"
+
+
+def test_wrong_captcha_spends_no_hash_and_touches_no_counter(auth, app):
+    auth.word(word="wrong-word", captcha="NOPE1")
+    with app.app_context():
+        from kamusm.db import get_db
+        assert store.find_holder(get_db(), SELIN["identity"])["failed_logins"] == 0
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("/login/sms", "/login"),
+    ("/login/code", "/login"),
+    ("/menu", "/login"),
+    ("/pin-puk", "/login"),
+])
+def test_skipped_steps_go_back_to_login(client, path, expected):
+    response = client.get(path)
+    assert response.status_code == 303
+    assert response.headers["Location"] == expected
+
+
+def test_code_screen_before_sms_goes_back_to_sms(client, auth):
+    auth.word()
+    assert client.get("/login/code").headers["Location"] == "/login/sms"
+    assert client.get("/menu").headers["Location"] == "/login/sms"
+    token = csrf_token(client, "/login/sms")
+    response = client.post("/login/code", data={"csrf_token": token, "code": "123456"})
+    assert response.headers["Location"] == "/login/sms"
+
+
+def test_session_id_changes_at_login(client, auth):
+    client.get("/login")
+    before = client.get_cookie("kamusm_session").value
+    auth.word()
+    after_word = client.get_cookie("kamusm_session").value
+    auth.send_sms()
+    auth.code()
+    after_code = client.get_cookie("kamusm_session").value
+    assert len({before, after_word, after_code}) == 3
+
+
+def test_logout_ends_the_session_server_side(client, auth, app):
+    auth.login()
+    cookie = client.get_cookie("kamusm_session").value
+    token = csrf_token(client, "/menu")
+    response = client.post("/logout", data={"csrf_token": token})
+    assert response.headers["Location"] == "/login?bye=1"
+    assert ("logout", "ok") in audit_events(app)
+    client.set_cookie("kamusm_session", cookie)
+    assert client.get("/menu").headers["Location"] == "/login"
+
+
+def test_idle_session_expires(client, auth, clock):
+    auth.login()
+    clock.advance(599)
+    assert client.get("/menu").status_code == 200
+    clock.advance(599)
+    assert client.get("/menu").status_code == 200
+    clock.advance(601)
+    response = client.get("/menu")
+    assert response.status_code == 303 and response.headers["Location"] == "/login?expired=1"
+    assert "Oturumunuzun süresi doldu" in client.get("/login?expired=1").get_data(as_text=True)
+
+
+def test_absolute_session_lifetime(client, auth, clock):
+    auth.login()
+    for _ in range(73):  # 73 x 590 s < 12 h, never idle for 10 minutes
+        clock.advance(590)
+        assert client.get("/menu").status_code == 200
+    clock.advance(590)
+    assert client.get("/menu").headers["Location"] == "/login?expired=1"
+
+
+def test_expired_code(client, auth, clock):
+    auth.word()
+    auth.send_sms()
+    code = latest_code(client.application)
+    clock.advance(301)
+    response = auth.code(code)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "süresi doldu" in page and 'id="login_code_expired"' in page
+
+
+def test_code_from_another_session_is_useless(app):
+    from tests.conftest import AuthActions
+    first, second = app.test_client(), app.test_client()
+    first_auth, second_auth = AuthActions(first, app), AuthActions(second, app)
+    first_auth.word()
+    first_auth.send_sms()
+    first_code = latest_code(app)
+    second_auth.word(KEMAL["identity"], KEMAL["security_word"])
+    second_auth.send_sms()
+    response = second_auth.code(first_code)
+    assert response.status_code == 422
+    assert first_auth.code(first_code).headers["Location"] == "/menu"
+
+
+def test_code_works_once(client, auth, app):
+    auth.word()
+    auth.send_sms()
+    code = latest_code(app)
+    token = csrf_token(client, "/login/code")
+    assert client.post("/login/code", data={"csrf_token": token, "code": code}).headers["Location"] == "/menu"
+    # Replaying the same POST after login: the attempt is over, the code is spent.
+    with app.app_context():
+        from kamusm.db import get_db
+        from kamusm import otp
+        from kamusm.errors import CodeExpired
+        attempt = next(iter(get_db().query("SELECT attempt FROM sms_codes ORDER BY id DESC LIMIT 1")))["attempt"]
+        with pytest.raises(CodeExpired):
+            otp.spend_code(get_db(), app.secret_key, attempt, code, app.config["CLOCK"]())
+
+
+def test_three_wrong_codes_kill_the_code(client, auth, app):
+    auth.word()
+    auth.send_sms()
+    good = latest_code(app)
+    wrong = f"{(int(good) + 1) % 1_000_000:06d}"
+    first = auth.code(wrong)
+    assert first.status_code == 422 and "Kalan deneme hakkı: 2" in first.get_data(as_text=True)
+    auth.code(wrong)
+    third = auth.code(wrong)
+    assert "üç kez hatalı" in third.get_data(as_text=True)
+    assert auth.code(good).status_code == 422
+
+
+@pytest.mark.parametrize(("code", "message"), [
+    ("", "SMS onay kodunu giriniz."),
+    ("12345", "6 rakamdan"),
+    ("١٢٣٤٥٦", "6 rakamdan"),
+    ("1234567", "6 rakamdan"),
+    ("abcdef", "6 rakamdan"),
+])
+def test_bad_code_input(auth, code, message):
+    auth.word()
+    auth.send_sms()
+    response = auth.code(code)
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+
+
+def test_resend_waits_for_the_cool_down(client, auth, clock, app):
+    auth.word()
+    auth.send_sms()
+    first = latest_code(app)
+    too_soon = auth.send_sms()
+    assert too_soon.status_code == 429
+    assert "saniye bekleyiniz" in too_soon.get_data(as_text=True)
+    clock.advance(61)
+    assert auth.send_sms().headers["Location"] == "/login/code"
+    second = latest_code(app)
+    if first != second:
+        assert auth.code(first).status_code == 422
+    assert auth.code(second).headers["Location"] == "/menu"
+
+
+def test_sends_per_hour_are_capped(client, auth, clock):
+    auth.word()
+    for _ in range(5):
+        assert auth.send_sms().status_code == 303
+        clock.advance(61)
+    response = auth.send_sms()
+    assert response.status_code == 429
+    assert "Bir saat içinde" in response.get_data(as_text=True)
+
+
+def test_lockout_after_consecutive_failures(auth, app, clock):
+    for _ in range(5):
+        assert auth.word(word="wrong-word").status_code == 401
+    locked = auth.word()
+    assert locked.status_code == 401
+    assert LOGIN_FAILED in locked.get_data(as_text=True)
+    assert ("login.lockout", "locked") in audit_events(app)
+    assert ("login.word", "locked") in audit_events(app)
+    clock.advance(31)
+    assert auth.word().status_code == 303
+
+
+def test_lockout_grows(auth, clock):
+    for _ in range(5):
+        auth.word(word="wrong-word")
+    clock.advance(31)
+    auth.word(word="wrong-word")
+    clock.advance(31)
+    assert auth.word().status_code == 401
+    clock.advance(30)
+    assert auth.word().status_code == 303
+
+
+def test_success_resets_the_failure_count(auth, app):
+    for _ in range(4):
+        auth.word(word="wrong-word")
+    assert auth.word().status_code == 303
+    with app.app_context():
+        from kamusm.db import get_db
+        assert store.find_holder(get_db(), SELIN["identity"])["failed_logins"] == 0
+
+
+def test_login_while_logged_in_goes_to_menu(client, auth):
+    auth.login()
+    assert client.get("/login").headers["Location"] == "/menu"
+
+
+def test_language_can_be_switched_and_is_remembered(client):
+    english = client.get("/login?lang=en").get_data(as_text=True)
+    assert "Encrypted Login" in english and 'lang="en"' in english
+    assert "Encrypted Login" in client.get("/login").get_data(as_text=True)
+    assert "Şifreli Giriş" in client.get("/login?lang=tr").get_data(as_text=True)
+
+
+def test_accept_language_picks_english(app):
+    page = app.test_client().get("/login", headers={"Accept-Language": "en-GB,en;q=0.9"})
+    assert "Encrypted Login" in page.get_data(as_text=True)
+
+
+def test_turkish_is_the_default(app):
+    page = app.test_client().get("/login", headers={"Accept-Language": "de"})
+    assert "Şifreli Giriş Ekranı" in page.get_data(as_text=True)
+
+
+def test_placeholders_for_later_screens(client, auth):
+    assert "henüz kullanıma açılmadı" in client.get("/forgot").get_data(as_text=True)
+    auth.login()
+    for path in ("/pin-puk", "/unlock", "/certificate", "/profile"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert "henüz kullanıma açılmadı" in response.get_data(as_text=True)
