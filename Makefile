@@ -7,7 +7,7 @@ FLASK := $(VENV)/bin/flask --app app
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 BROWSER_PACKAGES := chromium fonts-dejavu-core
 
-.PHONY: run test setup translations system-test-deps clean
+.PHONY: run test setup translations messages system-test-deps clean
 
 run: setup
 	KAMUSM_DEMO=1 $(FLASK) kamusm init
@@ -38,3 +38,9 @@ system-test-deps:
 clean:
 	rm -rf $(VENV) .pytest_cache
 	find kamusm/translations -name '*.mo' -delete
+
+# After changing user-facing strings: extract, update both catalogs, fill Turkish; then translate the English one.
+messages: $(VENV)/.installed
+	$(VENV)/bin/pybabel extract -F kamusm/translations/babel.cfg -k _l -k lazy_gettext --no-location --sort-output -o kamusm/translations/messages.pot .
+	$(VENV)/bin/pybabel update -i kamusm/translations/messages.pot -d kamusm/translations --no-fuzzy-matching
+	$(PY) kamusm/translations/fill_turkish.py

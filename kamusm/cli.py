@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 
 from kamusm import audit, store
 from kamusm.db import get_db
+from kamusm.config import settings_markdown
 from kamusm.demo import load_demo_holders
 
 kamusm_cli = AppGroup("kamusm", help="kamusm portal administration.")
@@ -43,6 +44,12 @@ def outbox_command(limit: int, kind: str | None) -> None:
     for message in store.latest_outbox(get_db(), kind, limit):
         click.echo(json.dumps({"kind": message["kind"], "to": message["recipient"], "subject": message["subject"],
                                "body": message["body"], "sent_at": message["sent_at"]}, ensure_ascii=False))
+
+
+@kamusm_cli.command("settings")
+def settings_command() -> None:
+    """Print every setting with its default and meaning (the text of docs/settings.md)."""
+    click.echo(settings_markdown(), nl=False)
 
 
 audit_cli = AppGroup("audit", help="The tamper-evident audit log.")

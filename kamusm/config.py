@@ -152,3 +152,20 @@ def check_settings(values: dict[str, Any]) -> None:
         raise ConfigError("KAMUSM_ARGON2_PARALLELISM must be at least 1")
     if values["KAMUSM_SESSION_MAX_SECONDS"] > 12 * 3600:
         raise ConfigError("KAMUSM_SESSION_MAX_SECONDS cannot exceed 12 hours")
+
+
+def settings_markdown() -> str:
+    """The settings table of docs/settings.md; a test keeps the file equal to this."""
+    lines = ["# Settings", "",
+             "Environment first, then instance/kamusm.toml (same names), then the default.",
+             "Generated from kamusm/config.py by `flask --app app kamusm settings`.", "",
+             "| variable | default | meaning |", "|---|---|---|"]
+    for setting in SETTINGS:
+        default = setting.default
+        if isinstance(default, bool):
+            default = "1" if default else "0"
+        elif isinstance(default, list):
+            default = ",".join(default) or "(any)"
+        lines.append(f"| {setting.name} | `{default}` | {setting.help.replace('|', '/')} |")
+    lines += ["| KAMUSM_INSTANCE | `./instance` | The instance folder: kamusm.db, secret_key, vault.key, kamusm.toml. |"]
+    return "\n".join(lines) + "\n"

@@ -67,9 +67,10 @@ def runner(app):
 
 @pytest.fixture
 def db(app):
-    with app.app_context():
-        from kamusm.db import get_db
-        yield get_db()
+    """A connection of the test's own: no app context stays pushed to leak `g` into requests."""
+    connection = store.connect(app.config["DATABASE"])
+    yield connection
+    connection.conn.close()
 
 
 def csrf_token(client, path: str = "/login") -> str:

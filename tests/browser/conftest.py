@@ -1,0 +1,211 @@
+"""Real-browser fixtures: the portal on a live port, Debian's chromium through Playwright.
+
+- `live_server`: `kamusm.create_app` on a fresh instance folder with the demo holders, served by
+  werkzeug on 127.0.0.1:<free port> in a background thread. Its clock is the settable `Clock` of
+  tests/conftest.py (the `clock` fixture): the server's time only moves when a test moves it, while
+  the browser's own timers keep running. Every log record of the app, werkzeug and the root logger
+  is kept in `live_server.log`, so a test can prove that no secret was logged; an ERROR record (an
+  exception inside a view) fails the test at teardown.
+- `browser`: one headless chromium per session (Playwright's own browsers are never downloaded).
+  Without /usr/bin/chromium the tests skip, or fail when CI=true.
+- `context` / `page`: a fresh context (Turkish, no cookies) and page per test. Every page opened in
+  that context is watched: console errors (CSP violations show up as such) and uncaught page errors
+  fail the test at teardown, unless the test named them as expected with `browser_errors.expect()`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from werkzeug.serving import make_server
+
+from kamusm import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+DEFAULT_TIMEOUT_MS = 10_000
+
+
+# The server ------------------------------------------------------------------
+
+class LogCapture(logging.Handler):
+    """Keeps every record it sees once, even when attached to several loggers of one hierarchy."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._seen: set[int] = set()
+        self._lock_records = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._lock_records:
+            if id(record) in self._seen:
+                return
+            self._seen.add(id(record))
+            self.records.append(record)
+
+    def text(self) -> str:
+        lines = []
+        for record in list(self.records):
+            line = f"{record.name} {record.levelname} {record.getMessage()}"
+            if record.exc_info:
+                line += "\n" + logging.Formatter().formatException(record.exc_info)
+            lines.append(line)
+        return "\n".join(lines)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: object
+    clock: object
+    log: LogCapture
+
+    def __call__(self, path: str = "/") -> str:
+        return self.url + path
+
+    def latest_sms_code(self) -> str:
+        """The code in the newest SMS of the outbox (what /demo/phone shows)."""
+        from kamusm import store
+        from kamusm.db import get_db
+
+        with self.app.app_context():
+            body = store.latest_outbox(get_db(), "sms", 1)[0]["body"]
+        return re.search(r"\b(\d{6})\b", body).group(1)
+
+
+@pytest.fixture
+def live_server(app_config, clock) -> Iterator[LiveServer]:
+    app = create_app(dict(app_config))
+    with app.app_context():
+        from kamusm.db import get_db
+        from kamusm.demo import load_demo_holders
+        load_demo_holders(get_db(), app.extensions["kamusm.hasher"], app.config["CLOCK"]())
+
+    capture = LogCapture()
+    werkzeug_logger = logging.getLogger("werkzeug")
+    loggers = (app.logger, werkzeug_logger, logging.getLogger())
+    old_werkzeug_level = werkzeug_logger.level
+    werkzeug_logger.setLevel(logging.INFO)  # the request lines, where a query string would show
+    for logger in loggers:
+        logger.addHandler(capture)
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="kamusm-live-server", daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(f"http://127.0.0.1:{server.server_port}", app, clock, capture)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        for logger in loggers:
+            logger.removeHandler(capture)
+        werkzeug_logger.setLevel(old_werkzeug_level)
+    errors = [record for record in capture.records if record.levelno >= logging.ERROR]
+    if errors:
+        pytest.fail("the live server logged errors:\n" + capture.text())
+
+
+# The browser -----------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def browser():
+    problem = None
+    if not CHROMIUM.exists():
+        problem = f"{CHROMIUM} is missing: install Debian's chromium (make system-test-deps)"
+    else:
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError as exc:  # pragma: no cover - requirements pin playwright
+            problem = f"playwright is not importable: {exc}"
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests cannot run in CI: {problem}", pytrace=False)
+        pytest.skip(problem)
+
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    except Exception:
+        playwright.stop()
+        raise
+    yield chromium
+    chromium.close()
+    playwright.stop()
+
+
+@dataclass
+class BrowserErrors:
+    """Console errors and uncaught page errors of every page of one test's context."""
+
+    problems: list[str] = field(default_factory=list)
+    expected: list[re.Pattern] = field(default_factory=list)
+
+    def watch(self, page) -> None:
+        def on_console(message) -> None:
+            if message.type == "error":
+                location = message.location or {}
+                self.problems.append(f"console error on {page.url}: {message.text} "
+                                     f"({location.get('url', '')}:{location.get('lineNumber', '')})")
+
+        def on_page_error(error) -> None:
+            self.problems.append(f"page error on {page.url}: {error}")
+
+        page.on("console", on_console)
+        page.on("pageerror", on_page_error)
+
+    def expect(self, pattern: str) -> None:
+        """Allow console errors matching `pattern` (a regular expression) in this test."""
+        self.expected.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        return [problem for problem in self.problems
+                if not any(pattern.search(problem) for pattern in self.expected)]
+
+
+@pytest.fixture
+def browser_errors() -> BrowserErrors:
+    return BrowserErrors()
+
+
+@pytest.fixture
+def context(browser, live_server, browser_errors):
+    # Turkish is the default language; a fixed Accept-Language keeps it so whatever the host's locale.
+    ctx = browser.new_context(locale="tr-TR", viewport={"width": 1100, "height": 900},
+                              extra_http_headers={"Accept-Language": "tr-TR,tr;q=0.9"})
+    ctx.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    ctx.on("page", browser_errors.watch)
+    yield ctx
+    ctx.close()
+    problems = browser_errors.unexpected()
+    if problems:
+        pytest.fail("the browser reported errors:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def page(context):
+    return context.new_page()
+
+
+@pytest.fixture
+def screenshot(request):
+    """screenshot(page, "name") saves test-artifacts/<test name>-<n>-<name>.png for a person to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    counter = iter(range(1, 100))
+    test_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+
+    def take(page, name: str) -> Path:
+        path = ARTIFACTS / f"{test_name}-{next(counter):02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take

@@ -1,0 +1,56 @@
+"""Settings: documented, parsed, and refused when they would weaken security."""
+from pathlib import Path
+
+import pytest
+
+from kamusm import create_app
+from kamusm.config import SETTINGS, load_settings, settings_markdown
+from kamusm.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_docs_list_every_setting():
+    assert (ROOT / "docs" / "settings.md").read_text() == settings_markdown(), \
+        "docs/settings.md is stale: regenerate it with `flask --app app kamusm settings > docs/settings.md`"
+
+
+def test_every_setting_has_help():
+    assert all(len(setting.help) > 10 for setting in SETTINGS)
+
+
+def test_environment_beats_the_file_which_beats_the_default(tmp_path):
+    (tmp_path / "kamusm.toml").write_text('KAMUSM_OTP_TTL = 200\nKAMUSM_CALL_CENTRE = "0312 000 00 00"\n')
+    values = load_settings(tmp_path, {"KAMUSM_OTP_TTL": "120"})
+    assert values["KAMUSM_OTP_TTL"] == 120
+    assert values["KAMUSM_CALL_CENTRE"] == "0312 000 00 00"
+    assert values["KAMUSM_SMS_BACKEND"] == "outbox"
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"KAMUSM_CAPTCHA": "off", "KAMUSM_DEMO": False}, "only allowed with KAMUSM_DEMO=1"),
+    ({"KAMUSM_OTP_TTL": 601}, "KAMUSM_OTP_TTL"),
+    ({"KAMUSM_LOCKOUT_THRESHOLD": 11}, "KAMUSM_LOCKOUT_THRESHOLD"),
+    ({"KAMUSM_ARGON2_MEMORY_KIB": 4096}, "KAMUSM_ARGON2_MEMORY_KIB"),
+    ({"KAMUSM_SMS_BACKEND": "http"}, "KAMUSM_SMS_HTTP_URL"),
+    ({"KAMUSM_SESSION_MAX_SECONDS": 13 * 3600}, "12 hours"),
+])
+def test_weak_settings_are_refused(app_config, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        create_app({**app_config, **overrides})
+
+
+def test_malformed_value_names_the_setting(tmp_path):
+    with pytest.raises(ConfigError, match="KAMUSM_OTP_TTL"):
+        load_settings(tmp_path, {"KAMUSM_OTP_TTL": "five minutes"})
+
+
+def test_captcha_off_works_in_demo(app_config):
+    app = create_app({**app_config, "KAMUSM_CAPTCHA": "off"})
+    page = app.test_client().get("/login").get_data(as_text=True)
+    assert 'name="captcha"' not in page
+
+
+def test_instance_keys_are_private(app):
+    key_file = Path(app.instance_path) / "secret_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,137 @@
+"""Headers, CSRF, cross-site refusal, page-or-partial rendering, error pages."""
+import pytest
+
+from kamusm import create_app, store
+from tests.conftest import SELIN, csrf_token
+
+
+def test_security_headers_on_every_response(client):
+    for path in ("/login", "/captcha.png", "/healthz", "/nowhere"):
+        headers = client.get(path).headers
+        csp = headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "object-src 'none'" in csp and "base-uri 'none'" in csp
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "no-referrer"
+        assert headers["Cache-Control"] == "no-store"
+        assert "Strict-Transport-Security" not in headers
+
+
+def test_https_gets_hsts_and_host_prefixed_secure_cookie(client):
+    response = client.get("/login", base_url="https://portal.example")
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-kamusm_session=")
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+
+
+def test_session_cookie_flags_over_http(client):
+    cookie = client.get("/login").headers["Set-Cookie"]
+    assert cookie.startswith("kamusm_session=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_session_ids_are_long_random(client):
+    client.get("/login")
+    assert len(client.get_cookie("kamusm_session").value) >= 43  # 32 bytes, base64url
+
+
+def test_htmx_request_gets_only_the_partial(client):
+    response = client.get("/login", headers={"HX-Request": "true"})
+    body = response.get_data(as_text=True)
+    assert "<html" not in body
+    assert 'id="login_form"' in body
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_htmx_history_restore_gets_the_full_page(client):
+    body = client.get("/login", headers={"HX-Request": "true", "HX-Request-Type": "full"}).get_data(as_text=True)
+    assert "<html" in body
+
+
+def test_htmx_login_error_is_a_422_partial(client):
+    token = csrf_token(client)
+    client.get("/captcha.png")
+    response = client.post("/login", headers={"HX-Request": "true"},
+                           data={"csrf_token": token, "identity": "123", "captcha": "x", "security_word": "y"})
+    assert response.status_code == 422
+    assert "<html" not in response.get_data(as_text=True)
+
+
+def test_htmx_success_redirects_with_hx_redirect(auth):
+    response = auth.word(**{"HX-Request": "true"})
+    assert response.status_code == 200
+    assert response.headers["HX-Redirect"] == "/login/sms"
+
+
+def test_missing_csrf_token_is_refused(client):
+    client.get("/login")
+    response = client.post("/login", data={"identity": SELIN["identity"], "captcha": "x", "security_word": "y"})
+    assert response.status_code == 400
+    assert "Form süresi doldu" in response.get_data(as_text=True)
+
+
+def test_csrf_header_is_accepted_for_htmx(client):
+    token = csrf_token(client)
+    response = client.post("/login", headers={"HX-Request": "true", "X-CSRFToken": token},
+                           data={"identity": "", "captcha": "", "security_word": ""})
+    assert response.status_code == 422
+
+
+def test_wrong_csrf_token_is_refused(client):
+    client.get("/login")
+    response = client.post("/logout", data={"csrf_token": "forged"})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("headers", [
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Origin": "https://evil.example"},
+    {"Origin": "null"},
+])
+def test_cross_site_posts_are_refused(client, headers):
+    token = csrf_token(client)
+    response = client.post("/login", headers=headers, data={"csrf_token": token})
+    assert response.status_code == 403
+
+
+def test_same_origin_post_passes_the_origin_check(client):
+    token = csrf_token(client)
+    response = client.post("/login", headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
+                           data={"csrf_token": token, "identity": "", "captcha": "", "security_word": ""})
+    assert response.status_code == 422
+
+
+def test_logout_is_post_only(client):
+    assert client.get("/logout").status_code == 405
+
+
+def test_unknown_page_is_a_readable_404(client):
+    response = client.get("/nowhere")
+    assert response.status_code == 404
+    assert "Aradığınız sayfa bulunamadı" in response.get_data(as_text=True)
+
+
+def test_oversized_request_is_413(client):
+    token = csrf_token(client)
+    response = client.post("/login", data={"csrf_token": token, "identity": "1" * 100_000})
+    assert response.status_code == 413
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "database": "ok", "schema": len(store.MIGRATIONS)}
+
+
+def test_demo_routes_only_in_demo_mode(app_config):
+    client = create_app({**app_config, "KAMUSM_DEMO": False, "KAMUSM_CAPTCHA": "image"}).test_client()
+    assert client.get("/demo/phone").status_code == 404
+    assert client.get("/demo/mail").status_code == 404
+
+
+def test_demo_phone_shows_sms(client, auth):
+    auth.word()
+    auth.send_sms()
+    page = client.get("/demo/phone").get_data(as_text=True)
+    assert SELIN["phone"] in page and "SMS onay kodunuz" in page
