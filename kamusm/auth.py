@@ -124,10 +124,14 @@ def _now() -> float:
     return current_app.config["CLOCK"]()
 
 
-def _code_policy() -> otp.CodePolicy:
+def code_policy() -> otp.CodePolicy:
     config = current_app.config
     return otp.CodePolicy(config["KAMUSM_OTP_TTL"], config["KAMUSM_OTP_RESEND_SECONDS"],
                           config["KAMUSM_OTP_SENDS_PER_HOUR"])
+
+
+def sms_text(code: str) -> str:
+    return _("Kamu SM bireysel işlemler SMS onay kodunuz: %(code)s. Bu kodu kimseyle paylaşmayınız.", code=code)
 
 
 def _captcha_on() -> bool:
@@ -256,14 +260,12 @@ def login_sms_post():
     state = login_state(session)
     holder = current_holder()
     try:
-        code, code_id = otp.issue_code(db, current_app.secret_key, holder["id"], state.attempt, _code_policy(), now)
+        code, code_id = otp.issue_code(db, current_app.secret_key, holder["id"], state.attempt, code_policy(), now)
     except TooSoon as exc:
         audit.record(db, now, "login.sms", "too_soon", holder["id"], ip)
         return _sms_screen(429, str(exc))
-    backend = sms.make_backend(current_app.config, get_db, _now)
-    text = _("Kamu SM bireysel işlemler SMS onay kodunuz: %(code)s. Bu kodu kimseyle paylaşmayınız.", code=code)
     try:
-        backend.send(holder["phone"], text)
+        sms.make_backend(current_app.config, get_db, _now).send(holder["phone"], sms_text(code))
     except SmsFailed as exc:
         otp.withdraw_code(db, code_id)
         audit.record(db, now, "login.sms", "gateway_failed", holder["id"], ip, reason=str(exc))
@@ -278,7 +280,7 @@ def _code_screen(form: CodeForm, status: int = 200, message: str | None = None):
     state = login_state(session)
     left = otp.seconds_left(db, state.attempt, now)
     context = {"form": form, "message": message,
-               "resend_in": otp.seconds_until_resend(db, state.attempt, _code_policy(), now)}
+               "resend_in": otp.seconds_until_resend(db, state.attempt, code_policy(), now)}
     if left <= 0:
         return web.render_screen("login_code", "expired", status=status, **context)
     return web.render_screen("login_code", "form", status=status, seconds_left=left, expires_at=now + left, **context)

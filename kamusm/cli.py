@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from kamusm import audit, store
+from kamusm import audit, reset, roster, store, vault
 from kamusm.db import get_db
 from kamusm.config import settings_markdown
 from kamusm.demo import load_demo_holders
@@ -24,6 +25,7 @@ def _now() -> float:
 def init_command() -> None:
     """Create or upgrade the database and the instance keys."""
     version = store.migrate(get_db())
+    vault.app_keyring()
     audit.record(get_db(), _now(), "admin.init", "ok", schema=version)
     click.echo(f"database ready at schema version {version}: {current_app.config['DATABASE']}")
 
@@ -31,7 +33,7 @@ def init_command() -> None:
 @kamusm_cli.command("demo")
 def demo_command() -> None:
     """Load (or refresh) the demo holders of DESIGN.md."""
-    ids = load_demo_holders(get_db(), current_app.extensions["kamusm.hasher"], _now())
+    ids = load_demo_holders(get_db(), current_app.extensions["kamusm.hasher"], vault.app_keyring(), _now())
     audit.record(get_db(), _now(), "admin.demo", "ok", holders=len(ids))
     click.echo(f"{len(ids)} demo holders loaded")
 
@@ -50,6 +52,68 @@ def outbox_command(limit: int, kind: str | None) -> None:
 def settings_command() -> None:
     """Print every setting with its default and meaning (the text of docs/settings.md)."""
     click.echo(settings_markdown(), nl=False)
+
+
+@kamusm_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def import_command(path: str) -> None:
+    """Load a card roster CSV: all rows or, if any row is bad, none (every bad line named)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise click.ClickException("the file is not UTF-8 text") from None
+    db, now = get_db(), _now()
+    try:
+        rows = roster.parse_roster(text, current_app.config["KAMUSM_EMAIL_DOMAINS"])
+    except roster.RosterError as exc:
+        audit.record(db, now, "admin.import", "rejected", bad_lines=len(exc.problems))
+        click.echo(f"nothing imported; {len(exc.problems)} bad line(s):", err=True)
+        for line, reason in exc.problems:
+            click.echo(f"  line {line}: {reason}", err=True)
+        sys.exit(1)
+    hasher = current_app.extensions["kamusm.hasher"]
+    with click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar:
+        count = roster.import_rows(db, rows, vault.app_keyring(), hasher.hash, now, on_row=lambda: bar.update(1))
+    audit.record(db, now, "admin.import", "ok", rows=count)
+    without_word = sum(1 for row in rows if not row.security_word)
+    click.echo(f"{count} row(s) imported; {without_word} holder(s) without a security word "
+               "(give them `kamusm holder reset-link IDENTITY`)")
+
+
+@kamusm_cli.command("rotate-vault-key")
+def rotate_vault_key_command() -> None:
+    """Re-wrap every data key under a new key-encryption key (resumable after a crash)."""
+    db, config = get_db(), current_app.config
+    if config["KAMUSM_VAULT_KEY"]:
+        if not config["KAMUSM_VAULT_KEY_NEXT"]:
+            raise click.ClickException("with KAMUSM_VAULT_KEY set, put the new key in KAMUSM_VAULT_KEY_NEXT")
+        keyring = vault.app_keyring()
+        count = vault.rewrap_all(db, keyring, keyring.current)
+        message = "now set KAMUSM_VAULT_KEY to the value of KAMUSM_VAULT_KEY_NEXT and remove the latter"
+    else:
+        count = vault.rotate_key_file(db, Path(current_app.instance_path))
+        message = "instance/vault.key replaced"
+    audit.record(db, _now(), "admin.rotate_vault_key", "ok", rewrapped=count)
+    click.echo(f"{count} data key(s) re-wrapped; {message}")
+
+
+holder_cli = AppGroup("holder", help="Card holders.")
+kamusm_cli.add_command(holder_cli)
+
+
+@holder_cli.command("reset-link")
+@click.argument("identity")
+def holder_reset_link_command(identity: str) -> None:
+    """Print a one-time link that sets the holder's security word (activation if none is set)."""
+    db, now = get_db(), _now()
+    holder = store.find_holder(db, identity.strip().upper())
+    if holder is None:
+        raise click.ClickException("no holder with that identity")
+    purpose = reset.PURPOSE_ACTIVATION if holder["word_hash"] is None else reset.PURPOSE_RESET
+    token = reset.issue_link_token(db, holder["id"], purpose, now)
+    audit.record(db, now, "admin.reset_link", "ok", holder["id"], purpose=purpose)
+    with current_app.test_request_context():
+        click.echo(reset.link_for(token))
 
 
 audit_cli = AppGroup("audit", help="The tamper-evident audit log.")

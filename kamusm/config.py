@@ -74,6 +74,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KAMUSM_OTP_SENDS_PER_HOUR", 5, _int, "SMS codes one holder may be sent in an hour."),
     Setting("KAMUSM_VAULT_KEY", "", _str,
             "Base64 of a 32-byte key-encryption key; empty uses instance/vault.key."),
+    Setting("KAMUSM_VAULT_KEY_NEXT", "", _str,
+            "During a rotation with KAMUSM_VAULT_KEY: base64 of the new key; `kamusm rotate-vault-key` "
+            "re-wraps every data key under it, then it becomes KAMUSM_VAULT_KEY."),
+    Setting("KAMUSM_PUBLIC_URL", "", _str,
+            "The portal's public base URL for links in mails and printed by commands "
+            "(e.g. https://imza.example.edu.tr); empty uses http://127.0.0.1:5000."),
     Setting("KAMUSM_HELPER_URL", "http://127.0.0.1:8765", _str,
             "Where browsers reach the local card helper."),
     Setting("KAMUSM_CALL_CENTRE", "444 5 576", _str,

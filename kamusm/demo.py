@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from kamusm import store, web
+from kamusm import store, vault, web
 from kamusm.db import get_db
 
 DEMO_HOLDERS = (
@@ -24,14 +24,18 @@ DEMO_HOLDERS = (
 )
 
 
-def load_demo_holders(db, hasher, now: float) -> list[int]:
-    """Create or refresh the demo holders (with their demo security words); return their ids."""
+def load_demo_holders(db, hasher, keyring: vault.Keyring, now: float) -> list[int]:
+    """Create or refresh the demo holders, their cards and vaulted PIN/PUK; return their ids."""
     ids = []
     for holder in DEMO_HOLDERS:
         record = {name: holder[name] for name in ("identity", "name", "phone", "email")}
         record["word_hash"] = hasher.hash(holder["security_word"])
-        holder_id = store.upsert_holder(db, record, now)
-        store.clear_login_failures(db, holder_id)
+        with store.write(db):
+            holder_id = store.upsert_holder(db, record, now)
+            store.clear_login_failures(db, holder_id)
+            store.upsert_card(db, holder_id, holder["card_serial"], holder["cert_issued"])
+            vault.store_secrets(db, keyring, holder_id, holder["card_serial"],
+                                {"pin": holder["pin"], "puk": holder["puk"]})
         ids.append(holder_id)
     return ids
 

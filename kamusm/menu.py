@@ -9,7 +9,7 @@ from kamusm import auth, web
 bp = Blueprint("menu", __name__)
 
 OPERATIONS = (
-    ("menu.pin_puk", _l("PIN/PUK Bilgisi")),
+    ("pinpuk.pin_puk", _l("PIN/PUK Bilgisi")),
     ("menu.unlock", _l("Kilit Çözme")),
     ("menu.certificate", _l("Sertifika Durumu")),
     ("menu.profile", _l("Kişisel Bilgiler")),
@@ -26,12 +26,6 @@ def menu():
 
 def _not_yet(title: str):
     return web.render_screen("not_yet", "notice", title=title)
-
-
-@bp.get("/pin-puk")
-@auth.require_stage(auth.STAGE_DONE)
-def pin_puk():
-    return _not_yet(_l("PIN ve PUK Bilgileri"))
 
 
 @bp.get("/unlock")

@@ -129,7 +129,45 @@ def _migration_1(db: sqlite_utils.Database) -> None:
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
 
 
-MIGRATIONS = (_migration_1,)
+def _migration_2(db: sqlite_utils.Database) -> None:
+    db.execute("""
+        CREATE TABLE cards (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            serial TEXT NOT NULL UNIQUE,
+            cert_issued TEXT NOT NULL,
+            pin_replaced_at REAL,
+            secrets_deleted_at REAL
+        )""")
+    db.execute("CREATE INDEX cards_holder ON cards(holder_id)")
+    db.execute("""
+        CREATE TABLE data_keys (
+            holder_id INTEGER PRIMARY KEY REFERENCES holders(id),
+            wrapped_key BLOB NOT NULL,
+            kek_id TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX data_keys_kek ON data_keys(kek_id)")
+    db.execute("""
+        CREATE TABLE secrets (
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            serial TEXT NOT NULL,
+            field TEXT NOT NULL CHECK (field IN ('pin', 'puk')),
+            sealed BLOB NOT NULL,
+            PRIMARY KEY (holder_id, serial, field)
+        )""")
+    db.execute("""
+        CREATE TABLE tokens (
+            id_hash TEXT PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            purpose TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            used_at REAL
+        )""")
+    db.execute("CREATE INDEX tokens_holder ON tokens(holder_id, purpose)")
+
+
+MIGRATIONS = (_migration_1, _migration_2)
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
@@ -335,3 +373,103 @@ def audit_entries(db: sqlite_utils.Database, holder_id: int | None = None, limit
         sql += " LIMIT ?"
         params.append(limit)
     return db.query(sql, params)
+
+
+# Cards and the vault ---------------------------------------------------------
+
+def holder_cards(db: sqlite_utils.Database, holder_id: int) -> list[dict]:
+    return list(db.query("SELECT * FROM cards WHERE holder_id = ? ORDER BY id", [holder_id]))
+
+
+def find_card(db: sqlite_utils.Database, serial: str) -> dict | None:
+    return _one(db, "SELECT * FROM cards WHERE serial = ?", [serial])
+
+
+def upsert_card(db: sqlite_utils.Database, holder_id: int, serial: str, cert_issued: str) -> None:
+    """Insert or update a card by serial; a re-imported card gets its secrets back, so un-delete it."""
+    with write(db):
+        db.execute(
+            """INSERT INTO cards (holder_id, serial, cert_issued) VALUES (?, ?, ?)
+               ON CONFLICT(serial) DO UPDATE SET holder_id = excluded.holder_id,
+                 cert_issued = excluded.cert_issued, secrets_deleted_at = NULL, pin_replaced_at = NULL""",
+            [holder_id, serial, cert_issued])
+
+
+def mark_secrets_deleted(db: sqlite_utils.Database, holder_id: int, now: float) -> None:
+    with write(db):
+        db.execute("UPDATE cards SET secrets_deleted_at = ? WHERE holder_id = ?", [now, holder_id])
+
+
+def mark_pin_replaced(db: sqlite_utils.Database, serial: str, now: float) -> None:
+    with write(db):
+        db.execute("UPDATE cards SET pin_replaced_at = ? WHERE serial = ?", [now, serial])
+
+
+def get_data_key(db: sqlite_utils.Database, holder_id: int) -> dict | None:
+    return _one(db, "SELECT * FROM data_keys WHERE holder_id = ?", [holder_id])
+
+
+def save_data_key(db: sqlite_utils.Database, holder_id: int, wrapped_key: bytes, kek_id: str) -> None:
+    with write(db):
+        db.execute(
+            """INSERT INTO data_keys (holder_id, wrapped_key, kek_id) VALUES (?, ?, ?)
+               ON CONFLICT(holder_id) DO UPDATE SET wrapped_key = excluded.wrapped_key, kek_id = excluded.kek_id""",
+            [holder_id, wrapped_key, kek_id])
+
+
+def delete_data_key(db: sqlite_utils.Database, holder_id: int) -> None:
+    with write(db):
+        db.execute("DELETE FROM data_keys WHERE holder_id = ?", [holder_id])
+
+
+def data_keys_not_under(db: sqlite_utils.Database, kek_id: str) -> list[dict]:
+    return list(db.query("SELECT * FROM data_keys WHERE kek_id != ? ORDER BY holder_id", [kek_id]))
+
+
+def save_secret(db: sqlite_utils.Database, holder_id: int, serial: str, field: str, sealed: bytes) -> None:
+    with write(db):
+        db.execute(
+            """INSERT INTO secrets (holder_id, serial, field, sealed) VALUES (?, ?, ?, ?)
+               ON CONFLICT(holder_id, serial, field) DO UPDATE SET sealed = excluded.sealed""",
+            [holder_id, serial, field, sealed])
+
+
+def card_secrets(db: sqlite_utils.Database, holder_id: int, serial: str) -> list[dict]:
+    return list(db.query("SELECT field, sealed FROM secrets WHERE holder_id = ? AND serial = ? ORDER BY field",
+                         [holder_id, serial]))
+
+
+def delete_secrets(db: sqlite_utils.Database, holder_id: int) -> int:
+    with write(db):
+        return db.execute("DELETE FROM secrets WHERE holder_id = ?", [holder_id]).rowcount
+
+
+def count_data_keys(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT count(*) FROM data_keys").fetchone()[0]
+
+
+# One-time tokens (activation and reset links) ------------------------------------
+
+def save_token(db: sqlite_utils.Database, id_hash: str, holder_id: int, purpose: str, now: float,
+               expires_at: float) -> None:
+    """Store a new token; the holder's older unused tokens of the same purpose stop working."""
+    with write(db):
+        db.execute("UPDATE tokens SET used_at = ? WHERE holder_id = ? AND purpose = ? AND used_at IS NULL",
+                   [now, holder_id, purpose])
+        db.execute("INSERT INTO tokens (id_hash, holder_id, purpose, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                   [id_hash, holder_id, purpose, now, expires_at])
+
+
+def find_token(db: sqlite_utils.Database, id_hash: str) -> dict | None:
+    return _one(db, "SELECT * FROM tokens WHERE id_hash = ?", [id_hash])
+
+
+def claim_token(db: sqlite_utils.Database, id_hash: str, now: float) -> bool:
+    with write(db):
+        return db.execute("UPDATE tokens SET used_at = ? WHERE id_hash = ? AND used_at IS NULL AND expires_at >= ?",
+                          [now, id_hash, now]).rowcount == 1
+
+
+def delete_holder_sessions(db: sqlite_utils.Database, holder_id: int) -> int:
+    with write(db):
+        return db.execute("DELETE FROM sessions WHERE holder_id = ?", [holder_id]).rowcount

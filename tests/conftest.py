@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kamusm import create_app, store
+from kamusm import create_app, store, vault
 from kamusm.demo import DEMO_HOLDERS, load_demo_holders
 
 CAPTCHA_ANSWER = "KMS34"
@@ -49,10 +49,14 @@ def app_config(tmp_path, clock) -> dict:
 @pytest.fixture
 def app(app_config):
     app = create_app(app_config)
+    load_demo(app)
+    return app
+
+
+def load_demo(app):
     with app.app_context():
         from kamusm.db import get_db
-        load_demo_holders(get_db(), app.extensions["kamusm.hasher"], app.config["CLOCK"]())
-    return app
+        load_demo_holders(get_db(), app.extensions["kamusm.hasher"], vault.app_keyring(), app.config["CLOCK"]())
 
 
 @pytest.fixture

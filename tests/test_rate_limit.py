@@ -2,7 +2,7 @@
 import pytest
 
 from kamusm import create_app
-from tests.conftest import AuthActions, csrf_token
+from tests.conftest import load_demo, AuthActions, csrf_token
 
 
 @pytest.fixture
@@ -35,10 +35,7 @@ def test_limit_is_per_ip(limited_app):
 
 
 def test_code_post_over_the_limit_is_429(limited_app):
-    from kamusm.db import get_db
-    from kamusm.demo import load_demo_holders
-    with limited_app.app_context():
-        load_demo_holders(get_db(), limited_app.extensions["kamusm.hasher"], limited_app.config["CLOCK"]())
+    load_demo(limited_app)
     client = limited_app.test_client()
     auth = AuthActions(client, limited_app)
     auth.word()

@@ -6,10 +6,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from kamusm import create_app, store
-from kamusm.demo import load_demo_holders
 from kamusm.errors import SmsFailed
 from kamusm.sms import ConsoleSms, HttpSms
-from tests.conftest import SELIN, AuthActions
+from tests.conftest import load_demo, SELIN, AuthActions
 
 
 class Gateway:
@@ -91,9 +90,7 @@ def test_console_backend_prints(capsys):
 def _app_with_gateway(app_config, url):
     app = create_app({**app_config, "KAMUSM_SMS_BACKEND": "http", "KAMUSM_SMS_HTTP_URL": url,
                       "KAMUSM_SMS_HTTP_RETRIES": 1})
-    with app.app_context():
-        from kamusm.db import get_db
-        load_demo_holders(get_db(), app.extensions["kamusm.hasher"], app.config["CLOCK"]())
+    load_demo(app)
     return app
 
 

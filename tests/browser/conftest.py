@@ -1,7 +1,8 @@
 """Real-browser fixtures: the portal on a live port, Debian's chromium through Playwright.
 
-- `live_server`: `kamusm.create_app` on a fresh instance folder with the demo holders, served by
-  werkzeug on 127.0.0.1:<free port> in a background thread. Its clock is the settable `Clock` of
+- `live_server`: the `app` of tests/conftest.py (`kamusm.create_app` on a fresh instance folder,
+  the demo holders loaded, rate limits off, captcha answer KMS34), served by werkzeug on
+  127.0.0.1:<free port> in a background thread. Its clock is the settable `Clock` of
   tests/conftest.py (the `clock` fixture): the server's time only moves when a test moves it, while
   the browser's own timers keep running. Every log record of the app, werkzeug and the root logger
   is kept in `live_server.log`, so a test can prove that no secret was logged; an ERROR record (an
@@ -25,13 +26,23 @@ from typing import Iterator
 import pytest
 from werkzeug.serving import make_server
 
-from kamusm import create_app
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DEFAULT_TIMEOUT_MS = 10_000
+# Console errors every page has because of a known app bug, each proven by a strict xfail test, so
+# the other tests still say something. Remove a line here when its xfail test starts passing.
+KNOWN_APP_BUGS = (
+    # test_first_page_load_logs_no_console_error: the portal has no favicon.
+    re.compile(r"status of 404 .*/favicon\.ico:"),
+)
+# Reports CSP violations as console errors too, with the blocked URI and directive.
+CSP_WATCH_SCRIPT = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`Content Security Policy violation: ${event.violatedDirective} blocked ${event.blockedURI}`);
+});
+"""
 
 
 # The server ------------------------------------------------------------------
@@ -83,13 +94,9 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(app_config, clock) -> Iterator[LiveServer]:
-    app = create_app(dict(app_config))
-    with app.app_context():
-        from kamusm.db import get_db
-        from kamusm.demo import load_demo_holders
-        load_demo_holders(get_db(), app.extensions["kamusm.hasher"], app.config["CLOCK"]())
-
+def live_server(app, clock) -> Iterator[LiveServer]:
+    """`app` is tests/conftest.py's: create_app(app_config) with the demo holders loaded, CLOCK = clock."""
+    assert app.config["CLOCK"] is clock and app.config["KAMUSM_DEMO"] and app.testing
     capture = LogCapture()
     werkzeug_logger = logging.getLogger("werkzeug")
     loggers = (app.logger, werkzeug_logger, logging.getLogger())
@@ -168,8 +175,8 @@ class BrowserErrors:
         self.expected.append(re.compile(pattern))
 
     def unexpected(self) -> list[str]:
-        return [problem for problem in self.problems
-                if not any(pattern.search(problem) for pattern in self.expected)]
+        allowed = (*KNOWN_APP_BUGS, *self.expected)
+        return [problem for problem in self.problems if not any(pattern.search(problem) for pattern in allowed)]
 
 
 @pytest.fixture
@@ -180,9 +187,9 @@ def browser_errors() -> BrowserErrors:
 @pytest.fixture
 def context(browser, live_server, browser_errors):
     # Turkish is the default language; a fixed Accept-Language keeps it so whatever the host's locale.
-    ctx = browser.new_context(locale="tr-TR", viewport={"width": 1100, "height": 900},
-                              extra_http_headers={"Accept-Language": "tr-TR,tr;q=0.9"})
+    ctx = browser.new_context(locale="tr-TR", viewport={"width": 1100, "height": 900})
     ctx.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    ctx.add_init_script(CSP_WATCH_SCRIPT)
     ctx.on("page", browser_errors.watch)
     yield ctx
     ctx.close()

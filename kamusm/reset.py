@@ -1,0 +1,128 @@
+"""One-time links that set a security word: first-login activation and reset.
+
+A link carries a 256-bit random token; the database keeps only its SHA-256,
+so a database copy yields no working link. A new link for the same holder and
+purpose voids the older ones; a used or expired link does nothing. Setting the
+word ends every session the holder had.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from pathlib import Path
+
+from flask import Blueprint, current_app, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import PasswordField
+
+from kamusm import audit, store, web
+from kamusm.db import get_db
+from kamusm.errors import ValidationError
+from kamusm.words import SECURITY_WORD_MAX_LENGTH
+
+TOKEN_BYTES = 32
+ACTIVATION_TTL_SECONDS = 7 * 24 * 3600
+RESET_TTL_SECONDS = 30 * 60
+SECURITY_WORD_MIN_LENGTH = 10
+PURPOSE_ACTIVATION = "activation"
+PURPOSE_RESET = "reset"
+COMMON_WORDS_FILE = Path(__file__).parent / "data" / "common_words.txt"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_link_token(db, holder_id: int, purpose: str, now: float) -> str:
+    ttl = ACTIVATION_TTL_SECONDS if purpose == PURPOSE_ACTIVATION else RESET_TTL_SECONDS
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    store.save_token(db, _hash(token), holder_id, purpose, now, now + ttl)
+    return token
+
+
+def live_token(db, token: str, now: float) -> dict | None:
+    """The token's row while it is unused and unexpired, else None."""
+    if not token or len(token) > 100:
+        return None
+    row = store.find_token(db, _hash(token))
+    if row is None or row["used_at"] is not None or row["expires_at"] < now:
+        return None
+    return row
+
+
+def _common_words() -> frozenset[str]:
+    return frozenset(line.strip().lower() for line in COMMON_WORDS_FILE.read_text().splitlines() if line.strip())
+
+
+def check_new_word(word: str, confirm: str, holder: dict) -> None:
+    """Raise ValidationError (with the field) when the new security word breaks a rule."""
+    if len(word) < SECURITY_WORD_MIN_LENGTH:
+        raise ValidationError(_l("Güvenlik sözcüğü en az %(n)d karakter olmalıdır.", n=SECURITY_WORD_MIN_LENGTH),
+                              "security_word")
+    if len(word) > SECURITY_WORD_MAX_LENGTH:
+        raise ValidationError(_l("Güvenlik sözcüğü en fazla %(n)d karakter olabilir.", n=SECURITY_WORD_MAX_LENGTH),
+                              "security_word")
+    folded = word.casefold()
+    name_parts = [part.casefold() for part in holder["name"].split() if len(part) >= 3]
+    if holder["identity"].casefold() in folded or any(part in folded for part in name_parts):
+        raise ValidationError(_l("Güvenlik sözcüğü kimlik numaranızı ya da adınızı içeremez."), "security_word")
+    if folded in _common_words() or len(set(folded)) < 4:
+        raise ValidationError(_l("Bu sözcük çok yaygın ya da tahmin edilmesi kolay. Lütfen başka bir sözcük seçiniz."),
+                              "security_word")
+    if word != confirm:
+        raise ValidationError(_l("İki güvenlik sözcüğü birbirinin aynı değil."), "security_word_confirm")
+
+
+def set_security_word(db, holder: dict, token_row: dict, word_hash: str, now: float, ip: str) -> bool:
+    """Spend the token and store the new word; end the holder's sessions. False if the token was taken."""
+    with store.write(db):
+        if not store.claim_token(db, token_row["id_hash"], now):
+            return False
+        store.set_word_hash(db, holder["id"], word_hash)
+        store.clear_login_failures(db, holder["id"])
+        ended = store.delete_holder_sessions(db, holder["id"])
+        audit.record(db, now, f"word.{token_row['purpose']}", "ok", holder["id"], ip, sessions_ended=ended)
+    return True
+
+
+def link_for(token: str) -> str:
+    base = current_app.config["KAMUSM_PUBLIC_URL"] or "http://127.0.0.1:5000"
+    return base.rstrip("/") + url_for("reset.reset", token=token)
+
+
+# Views ---------------------------------------------------------------------
+
+bp = Blueprint("reset", __name__)
+
+
+class ResetForm(FlaskForm):
+    security_word = PasswordField()
+    security_word_confirm = PasswordField()
+
+
+def _now() -> float:
+    return current_app.config["CLOCK"]()
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset(token: str):
+    db, now = get_db(), _now()
+    row = live_token(db, token, now)
+    if row is None:
+        return web.render_screen("reset", "invalid", status=404)
+    holder = store.get_holder(db, row["holder_id"])
+    form = ResetForm()
+    if request.method == "GET":
+        return web.render_screen("reset", "form", form=form, errors={}, activation=row["purpose"] == PURPOSE_ACTIVATION)
+    word, confirm = form.security_word.data or "", form.security_word_confirm.data or ""
+    try:
+        check_new_word(word, confirm, holder)
+    except ValidationError as exc:
+        return web.render_screen("reset", "form", status=422, form=form, errors={exc.field: str(exc)},
+                                 activation=row["purpose"] == PURPOSE_ACTIVATION)
+    word_hash = current_app.extensions["kamusm.hasher"].hash(word)
+    if not set_security_word(db, holder, row, word_hash, now, request.remote_addr or ""):
+        return web.render_screen("reset", "invalid", status=404)
+    return web.render_screen("reset", "done", message=_("Güvenlik sözcüğünüz kaydedildi. Yeni sözcüğünüzle giriş yapabilirsiniz."))
