@@ -212,7 +212,9 @@ def screenshot(request):
 
     def take(page, name: str) -> Path:
         path = ARTIFACTS / f"{test_name}-{next(counter):02d}-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        # caret="initial": the default "hide" leaves style="" on inputs, which htmx's settle step then
+        # copies onto the swapped-in inputs with setAttribute, which the CSP (rightly) refuses.
+        page.screenshot(path=str(path), full_page=True, caret="initial")
         return path
 
     return take
