@@ -33,7 +33,9 @@ from kamusm.card.sim import SIM_ATR, SimCard
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 35963
-RECONNECT_DELAY_SECONDS = 0.5
+# Longer than pcscd's 400 ms card-presence poll: a card that vanished and came back between two
+# polls is never seen as inserted again (pcscd keeps the reader "empty" after a failed reset).
+RECONNECT_DELAY_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 2.0
 LENGTH_PREFIX_BYTES = 2
 VPCD_CTRL_OFF = 0x00
