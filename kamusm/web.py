@@ -62,15 +62,22 @@ def select_locale() -> str:
 
 
 def refuse_cross_site() -> None:
-    """Refuse state-changing requests that a browser marks as coming from another site."""
+    """Refuse state-changing requests that a browser marks as coming from another site.
+
+    Sec-Fetch-Site, where the browser sends it, decides. Without it the Origin
+    must match; "null" counts as foreign then. (With Referrer-Policy no-referrer,
+    browsers send Origin: null on ordinary same-origin form posts, so null alone
+    cannot be refused when Sec-Fetch-Site vouches for the request.)
+    """
     if request.method in {"GET", "HEAD", "OPTIONS"}:
         return
-    if request.headers.get("Sec-Fetch-Site") in {"cross-site", "same-site"}:
+    site = request.headers.get("Sec-Fetch-Site")
+    if site in {"cross-site", "same-site"}:
         abort(403)
+    if site in {"same-origin", "none"}:
+        return
     origin = request.headers.get("Origin")
-    if origin and origin != "null" and origin != request.host_url.rstrip("/"):
-        abort(403)
-    if origin == "null":
+    if origin is not None and origin != request.host_url.rstrip("/"):
         abort(403)
 
 
@@ -110,6 +117,7 @@ def init_app(app: Flask) -> None:
     app.after_request(add_security_headers)
     app.context_processor(template_context)
     app.add_template_filter(format_timestamp, "datetime")
+    app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))
     register_error_pages(app)
 
 

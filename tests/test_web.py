@@ -95,6 +95,19 @@ def test_cross_site_posts_are_refused(client, headers):
     assert response.status_code == 403
 
 
+def test_browser_form_post_with_null_origin_passes(client):
+    """Referrer-Policy no-referrer makes browsers send Origin: null on same-origin form posts."""
+    token = csrf_token(client)
+    response = client.post("/login", headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"},
+                           data={"csrf_token": token, "identity": "", "captcha": "", "security_word": ""})
+    assert response.status_code == 422
+
+
+def test_favicon(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response.data[:4] == b"\x00\x00\x01\x00"
+
+
 def test_same_origin_post_passes_the_origin_check(client):
     token = csrf_token(client)
     response = client.post("/login", headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},

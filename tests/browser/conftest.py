@@ -31,12 +31,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DEFAULT_TIMEOUT_MS = 10_000
-# Console errors every page has because of a known app bug, each proven by a strict xfail test, so
-# the other tests still say something. Remove a line here when its xfail test starts passing.
-KNOWN_APP_BUGS = (
-    # test_first_page_load_logs_no_console_error: the portal has no favicon.
-    re.compile(r"status of 404 .*/favicon\.ico:"),
-)
 # Reports CSP violations as console errors too, with the blocked URI and directive.
 CSP_WATCH_SCRIPT = """
 document.addEventListener("securitypolicyviolation", (event) => {
@@ -175,7 +169,7 @@ class BrowserErrors:
         self.expected.append(re.compile(pattern))
 
     def unexpected(self) -> list[str]:
-        allowed = (*KNOWN_APP_BUGS, *self.expected)
+        allowed = self.expected
         return [problem for problem in self.problems if not any(pattern.search(problem) for pattern in allowed)]
 
 
@@ -186,7 +180,7 @@ def browser_errors() -> BrowserErrors:
 
 @pytest.fixture
 def context(browser, live_server, browser_errors):
-    # Turkish is the default language; a fixed Accept-Language keeps it so whatever the host's locale.
+    # locale tr-TR sends Accept-Language: tr-TR, so the portal speaks Turkish whatever the host's locale.
     ctx = browser.new_context(locale="tr-TR", viewport={"width": 1100, "height": 900})
     ctx.set_default_timeout(DEFAULT_TIMEOUT_MS)
     ctx.add_init_script(CSP_WATCH_SCRIPT)
@@ -209,6 +203,8 @@ def screenshot(request):
     ARTIFACTS.mkdir(exist_ok=True)
     counter = iter(range(1, 100))
     test_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    for stale in ARTIFACTS.glob(f"{test_name}-*.png"):  # a screen this run did not reach must not linger
+        stale.unlink()
 
     def take(page, name: str) -> Path:
         path = ARTIFACTS / f"{test_name}-{next(counter):02d}-{name}.png"

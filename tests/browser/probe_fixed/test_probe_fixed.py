@@ -1,2 +1,0 @@
-from tests.browser.test_login_flow import (test_whole_login_flow_to_the_menu_and_out,
-    test_code_form_swaps_to_expired_at_zero_then_resend_gives_a_live_form, test_first_page_load_logs_no_console_error)
