@@ -8,6 +8,8 @@ from another site are refused by Sec-Fetch-Site/Origin before CSRF is checked.
 """
 from __future__ import annotations
 
+import logging
+import re
 import secrets
 from datetime import datetime, timezone
 from typing import Any
@@ -112,7 +114,24 @@ def _error_page(status: int, message: str) -> tuple[str, int]:
     return render_screen("error", "message", status=status, status_code=status, message=message)
 
 
+class RedactLinkTokens(logging.Filter):
+    """Access logs print request paths; one-time link tokens in /reset/<token> must not reach them."""
+
+    PATTERN = re.compile(r"/reset/[^\s?\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.PATTERN.sub("/reset/[redacted]", str(record.msg))
+        if record.args:
+            record.args = tuple(self.PATTERN.sub("/reset/[redacted]", arg) if isinstance(arg, str) else arg
+                                for arg in (record.args if isinstance(record.args, tuple) else (record.args,)))
+        return True
+
+
 def init_app(app: Flask) -> None:
+    for name in ("werkzeug", "gunicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, RedactLinkTokens) for existing in logger.filters):
+            logger.addFilter(RedactLinkTokens())
     app.before_request(refuse_cross_site)
     app.after_request(add_security_headers)
     app.context_processor(template_context)

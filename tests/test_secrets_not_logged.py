@@ -28,3 +28,14 @@ def test_session_cookie_holds_no_data(client, auth):
     auth.word()
     cookie = client.get_cookie("kamusm_session").value
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", cookie)
+
+
+def test_access_log_redacts_link_tokens():
+    import logging
+
+    from kamusm.web import RedactLinkTokens
+
+    record = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, '%s - - "%s" %s',
+                               ("127.0.0.1", "GET /reset/AbC_secret-123 HTTP/1.1", "200"), None)
+    assert RedactLinkTokens().filter(record)
+    assert "AbC_secret-123" not in record.getMessage() and "/reset/[redacted]" in record.getMessage()
