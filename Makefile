@@ -6,6 +6,11 @@ PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app app
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 BROWSER_PACKAGES := chromium fonts-dejavu-core
+# pyscard has no wheel here: it builds from source against pcsc-lite.
+BUILD_PACKAGES := swig libpcsclite-dev gcc python3-dev
+# The card tests run the real stack: pcscd with the vpcd reader driver and our virtual card.
+CARD_PACKAGES := pcscd vsmartcard-vpcd
+VPCD_DRIVER := /usr/lib/pcsc/drivers/serial/libifdvpcd.so
 
 .PHONY: run test setup translations messages system-test-deps clean
 
@@ -23,6 +28,8 @@ setup: $(VENV)/.installed translations
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
 	  || { apt-get update -qq && $(APT_INSTALL) python3-venv python3-pip; }
+	@command -v swig >/dev/null 2>&1 && test -e /usr/include/PCSC/winscard.h && command -v gcc >/dev/null 2>&1 \
+	  || { apt-get update -qq && $(APT_INSTALL) $(BUILD_PACKAGES); }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	touch $@
@@ -30,10 +37,12 @@ $(VENV)/.installed: requirements.txt
 translations: $(VENV)/.installed
 	$(VENV)/bin/pybabel compile -d kamusm/translations
 
-# Debian's chromium for the browser tests; never downloaded by Playwright itself.
+# Debian's chromium for the browser tests (never downloaded by Playwright itself), pcscd and vpcd for the card tests.
 system-test-deps:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && $(APT_INSTALL) $(BROWSER_PACKAGES); }
 	@command -v chromium >/dev/null 2>&1 || { echo "chromium is missing and could not be installed" >&2; exit 1; }
+	@command -v pcscd >/dev/null 2>&1 && test -e $(VPCD_DRIVER) || { apt-get update -qq && $(APT_INSTALL) $(CARD_PACKAGES); }
+	@command -v pcscd >/dev/null 2>&1 && test -e $(VPCD_DRIVER) || { echo "pcscd or vpcd is missing and could not be installed" >&2; exit 1; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache

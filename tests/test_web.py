@@ -104,8 +104,8 @@ def test_browser_form_post_with_null_origin_passes(client):
 
 
 def test_favicon(client):
-    response = client.get("/favicon.ico")
-    assert response.status_code == 200 and response.data[:4] == b"\x00\x00\x01\x00"
+    with client.get("/favicon.ico") as response:
+        assert response.status_code == 200 and response.data[:4] == b"\x00\x00\x01\x00"
 
 
 def test_same_origin_post_passes_the_origin_check(client):

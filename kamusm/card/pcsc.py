@@ -26,17 +26,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from types import ModuleType
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from kamusm.card import apdu
 from kamusm.card.apdu import CardError
-from kamusm.card.reader import CardLink
+from kamusm.card.reader import SESSION_WAIT_SECONDS, CardLink
 
 CONTEXT_TIMEOUT_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 5.0
 TRANSMIT_TIMEOUT_SECONDS = 10.0
-# How long a caller waits for another session of this process before answering busy.
-SESSION_WAIT_SECONDS = 5.0
 # Another application holding the card exclusively usually lets go within moments.
 SHARING_RETRY_SECONDS = 2.0
 SHARING_RETRY_INTERVAL_SECONDS = 0.2
@@ -123,7 +121,7 @@ class PcscBackend:
         self._scard_module: ModuleType | None = None
         self._codes: _Codes | None = None
 
-    def __enter__(self) -> PcscBackend:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -180,10 +178,11 @@ class PcscBackend:
                 time.sleep(SHARING_RETRY_INTERVAL_SECONDS)
 
     def _release_abandoned_connection(self, future: Future[tuple[int, int, str]]) -> None:
-        # Runs on the worker thread when a connect finishes after its caller timed out.
+        # A connect that finished after its caller timed out would hold the card exclusively;
+        # queue its disconnect (on the worker, which owns the handle).
         if future.exception() is None:
             card, _, _ = future.result()
-            self._disconnect_job(card)
+            self._executor.submit(self._disconnect_job, card)
 
     def _disconnect(self, card: int) -> None:
         try:
@@ -267,7 +266,7 @@ class PcscBackend:
         return list(self._with_fresh_context_retry(call))
 
     def _connect_job(self) -> tuple[int, int, str]:
-        scard, codes = self._load()
+        scard, _ = self._load()
         readers = [self.reader] if self.reader else self._list_readers_job()
         if not readers:
             raise CardError(apdu.NO_READER, "No card reader found.")

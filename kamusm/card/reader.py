@@ -81,10 +81,10 @@ class SimBackend:
             card = self.card
             if card is None:
                 raise CardError(apdu.NO_CARD, "No card in the reader.")
-            card.reset()
             try:
                 yield _SimLink(card)
             finally:
+                # Like PcscBackend's SCARD_RESET_CARD: a verified PIN ends with the session.
                 card.reset()
         finally:
             self._lock.release()
