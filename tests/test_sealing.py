@@ -1,0 +1,61 @@
+"""Sealing the PUK for one helper and one card."""
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from kamusm.sealing import SEAL_TTL_SECONDS, SealError, b64encode, open_seal, public_key_bytes, seal_puk
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+def helper_key():
+    return X25519PrivateKey.generate()
+
+
+def public(key):
+    return b64encode(public_key_bytes(key))
+
+
+def test_round_trip(helper_key):
+    seal, seal_id = seal_puk(public(helper_key), "14000001", "73910284", NOW)
+    opened = open_seal(helper_key, seal, "14000001", NOW + 10)
+    assert (opened.puk, opened.serial, opened.seal_id) == ("73910284", "14000001", seal_id)
+    assert "73910284" not in seal and "73910284" not in repr(opened)
+
+
+def test_other_card_is_refused(helper_key):
+    seal, _ = seal_puk(public(helper_key), "14000001", "73910284", NOW)
+    with pytest.raises(SealError, match="another card"):
+        open_seal(helper_key, seal, "14000003", NOW)
+
+
+def test_other_helper_is_refused(helper_key):
+    seal, _ = seal_puk(public(helper_key), "14000001", "73910284", NOW)
+    with pytest.raises(SealError):
+        open_seal(X25519PrivateKey.generate(), seal, "14000001", NOW)
+
+
+def test_expired_is_refused(helper_key):
+    seal, _ = seal_puk(public(helper_key), "14000001", "73910284", NOW)
+    with pytest.raises(SealError, match="expired"):
+        open_seal(helper_key, seal, "14000001", NOW + SEAL_TTL_SECONDS + 1)
+
+
+def test_tampered_is_refused(helper_key):
+    seal = json.loads(seal_puk(public(helper_key), "14000001", "73910284", NOW)[0])
+    seal["ct"] = ("A" if seal["ct"][0] != "A" else "B") + seal["ct"][1:]
+    with pytest.raises(SealError):
+        open_seal(helper_key, json.dumps(seal), "14000001", NOW)
+
+
+@pytest.mark.parametrize("bad", ["", "{", "[]", '{"v": 2}', '{"v": 1, "epk": "!!", "nonce": "", "ct": ""}', "x" * 10_000])
+def test_malformed_is_refused(helper_key, bad):
+    with pytest.raises(SealError):
+        open_seal(helper_key, bad, "14000001", NOW)
+
+
+def test_bad_public_key_is_refused():
+    with pytest.raises(SealError):
+        seal_puk(b64encode(b"short"), "14000001", "73910284", NOW)
