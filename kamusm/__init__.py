@@ -65,12 +65,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
 
-    from kamusm import auth, cli, demo, health, menu, pinpuk, reset
+    from kamusm import auth, cli, demo, health, menu, pinpuk, reset, unlock
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(menu.bp)
     app.register_blueprint(pinpuk.bp)
     app.register_blueprint(reset.bp)
+    app.register_blueprint(unlock.bp)
     app.register_blueprint(health.bp)
     if app.config["KAMUSM_DEMO"]:
         app.register_blueprint(demo.bp)

@@ -10,7 +10,7 @@ bp = Blueprint("menu", __name__)
 
 OPERATIONS = (
     ("pinpuk.pin_puk", _l("PIN/PUK Bilgisi")),
-    ("menu.unlock", _l("Kilit Çözme")),
+    ("unlock.unlock", _l("Kilit Çözme")),
     ("menu.certificate", _l("Sertifika Durumu")),
     ("menu.profile", _l("Kişisel Bilgiler")),
 )
@@ -26,12 +26,6 @@ def menu():
 
 def _not_yet(title: str):
     return web.render_screen("not_yet", "notice", title=title)
-
-
-@bp.get("/unlock")
-@auth.require_stage(auth.STAGE_DONE)
-def unlock():
-    return _not_yet(_l("Kilit Çözme"))
 
 
 @bp.get("/certificate")

@@ -167,7 +167,11 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX tokens_holder ON tokens(holder_id, purpose)")
 
 
-MIGRATIONS = (_migration_1, _migration_2)
+def _migration_3(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE INDEX audit_holder_event ON audit(holder_id, event, at)")
+
+
+MIGRATIONS = (_migration_1, _migration_2, _migration_3)
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
@@ -360,6 +364,11 @@ def append_audit(db: sqlite_utils.Database, entry: dict) -> None:
     db.execute(
         """INSERT INTO audit (at, event, outcome, holder_id, ip, detail, prev_hash, hash)
            VALUES (:at, :event, :outcome, :holder_id, :ip, :detail, :prev_hash, :hash)""", entry)
+
+
+def count_audit_events(db: sqlite_utils.Database, holder_id: int, event: str, since: float) -> int:
+    return _one(db, "SELECT count(*) AS n FROM audit WHERE holder_id = ? AND event = ? AND at >= ?",
+                [holder_id, event, since])["n"]
 
 
 def audit_entries(db: sqlite_utils.Database, holder_id: int | None = None, limit: int | None = None) -> Iterator[dict]:

@@ -13,8 +13,9 @@ import re
 import secrets
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, g, redirect, render_template, request, url_for
+from flask import Flask, Response, abort, current_app, g, redirect, render_template, request, url_for
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -86,6 +87,10 @@ def refuse_cross_site() -> None:
 def add_security_headers(response: Response) -> Response:
     headers = response.headers
     headers["Content-Security-Policy"] = CSP
+    if request.endpoint == "unlock.unlock":
+        # The unlock page's script talks to the holder's local card helper, and only there.
+        helper = urlsplit(current_app.config["KAMUSM_HELPER_URL"])
+        headers["Content-Security-Policy"] = f"{CSP}; connect-src 'self' {helper.scheme}://{helper.netloc}"
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "no-referrer"
     headers["X-Frame-Options"] = "DENY"

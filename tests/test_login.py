@@ -335,7 +335,7 @@ def test_turkish_is_the_default(app):
 def test_placeholders_for_later_screens(client, auth):
     assert "henüz kullanıma açılmadı" in client.get("/forgot").get_data(as_text=True)
     auth.login()
-    for path in ("/unlock", "/certificate", "/profile"):
+    for path in ("/certificate", "/profile"):
         response = client.get(path)
         assert response.status_code == 200
         assert "henüz kullanıma açılmadı" in response.get_data(as_text=True)

@@ -1,0 +1,139 @@
+"""The portal's side of Kilit Çözme over HTTP: PIN rules, own card only, seal, caps, outcome."""
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from kamusm import sealing, store
+from kamusm.errors import ValidationError
+from kamusm.unlock import SEALS_PER_DAY, check_new_pin
+from tests.conftest import KEMAL, SELIN, AuthActions, csrf_token
+
+HELPER_KEY = X25519PrivateKey.generate()
+HELPER_PUBLIC = sealing.b64encode(sealing.public_key_bytes(HELPER_KEY))
+
+
+def post(client, path, **data):
+    return client.post(path, data=data, headers={"X-CSRFToken": csrf_token(client, "/menu"),
+                                                 "Accept": "application/json"})
+
+
+def ask_seal(client, serial=SELIN["card_serial"], new_pin="582046", confirm=None, key=HELPER_PUBLIC):
+    return post(client, "/unlock", new_pin=new_pin, new_pin_confirm=new_pin if confirm is None else confirm,
+                card_serial=serial, helper_key=key)
+
+
+@pytest.mark.parametrize(("new_pin", "confirm", "field"), [
+    ("", "", "new_pin"), ("123", "123", "new_pin"), ("123456789", "123456789", "new_pin"),
+    ("12a456", "12a456", "new_pin"), ("١٢٣٤٥٦", "١٢٣٤٥٦", "new_pin"), ("111111", "111111", "new_pin"),
+    ("123456", "123456", "new_pin"), ("654321", "654321", "new_pin"), ("582046", "582047", "new_pin_confirm"),
+])
+def test_pin_rules(new_pin, confirm, field, app):
+    with app.test_request_context(), pytest.raises(ValidationError) as caught:
+        check_new_pin(new_pin, confirm)
+    assert caught.value.field == field
+
+
+def test_page_explains_the_helper(client, auth):
+    auth.login()
+    response = client.get("/unlock")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "python3 -m kamusm.helper --origin http://localhost" in page and "Yerel ağ erişimi" in page
+    assert 'name="new_pin"' in page and 'name="new_pin_confirm"' in page
+    assert "connect-src 'self' http://127.0.0.1:8765" in response.headers["Content-Security-Policy"]
+    assert SELIN["puk"] not in page
+
+
+def test_old_card_gets_the_own_puk_form(client, app):
+    AuthActions(client, app).login(KEMAL["identity"], KEMAL["security_word"])
+    page = client.get("/unlock").get_data(as_text=True)
+    assert 'data-operation="unblock-own-puk"' in page and KEMAL["puk"] not in page
+
+
+def test_seal_opens_only_in_the_helper_for_that_card(client, auth, clock, db):
+    auth.login()
+    response = ask_seal(client)
+    assert response.status_code == 200
+    assert SELIN["puk"] not in response.get_data(as_text=True)
+    opened = sealing.open_seal(HELPER_KEY, response.json["sealed_puk"], SELIN["card_serial"], clock())
+    assert opened.puk == SELIN["puk"] and opened.seal_id == response.json["seal_id"]
+    with pytest.raises(sealing.SealError):
+        sealing.open_seal(HELPER_KEY, response.json["sealed_puk"], KEMAL["card_serial"], clock())
+    events = [(row["event"], row["outcome"]) for row in store.audit_entries(db)]
+    assert ("unlock.seal", "ok") in events
+
+
+def test_someone_elses_card_gets_no_seal(client, auth, db):
+    auth.login()
+    response = ask_seal(client, serial=KEMAL["card_serial"])
+    assert response.status_code == 403 and "size ait değil" in response.json["message"]
+    assert ask_seal(client, serial="'; DROP TABLE cards; --").status_code == 403
+
+
+def test_old_card_gets_no_seal(client, app):
+    AuthActions(client, app).login(KEMAL["identity"], KEMAL["security_word"])
+    assert ask_seal(client, serial=KEMAL["card_serial"]).status_code == 409
+
+
+def test_bad_pin_is_422_with_the_field(client, auth):
+    auth.login()
+    response = ask_seal(client, new_pin="1111")
+    assert response.status_code == 422 and "new_pin" in response.json["errors"]
+
+
+def test_bad_helper_key_is_422(client, auth):
+    auth.login()
+    assert ask_seal(client, key="not-a-key").status_code == 422
+
+
+def test_seals_are_capped_per_day(client, auth, clock):
+    auth.login()
+    for _ in range(SEALS_PER_DAY):
+        assert ask_seal(client).status_code == 200
+    capped = ask_seal(client)
+    assert capped.status_code == 429 and "sınırına" in capped.json["message"]
+    clock.advance(24 * 3600 + 1)
+    auth.login()
+    assert ask_seal(client).status_code == 200
+
+
+def test_deleted_puk_means_no_online_unlock(client, auth):
+    auth.login()
+    post(client, "/pin-puk/delete", confirm="yes")
+    response = ask_seal(client)
+    assert response.status_code == 409 and "silindiği için" in response.json["message"]
+
+
+def test_successful_unblock_makes_the_stored_pin_stale(client, auth, db):
+    auth.login()
+    response = post(client, "/unlock/result", op="unblock", outcome="ok", card_serial=SELIN["card_serial"])
+    assert response.status_code == 200 and "kilidi çözüldü" in response.json["message"]
+    assert store.find_card(db, SELIN["card_serial"])["pin_replaced_at"] is not None
+    assert "artık geçerli değildir" in client.get("/pin-puk").get_data(as_text=True)
+    assert ("unlock.unblock", "ok") in [(row["event"], row["outcome"]) for row in store.audit_entries(db)]
+
+
+def test_failed_outcome_changes_nothing(client, auth, db):
+    auth.login()
+    response = post(client, "/unlock/result", op="unblock", outcome="wrong_puk", card_serial=SELIN["card_serial"])
+    assert response.status_code == 200 and "PUK" in response.json["message"]
+    assert store.find_card(db, SELIN["card_serial"])["pin_replaced_at"] is None
+
+
+@pytest.mark.parametrize(("op", "outcome"), [("format", "ok"), ("unblock", "pwned"), ("", "")])
+def test_unknown_operations_are_400(client, auth, op, outcome):
+    auth.login()
+    assert post(client, "/unlock/result", op=op, outcome=outcome).status_code == 400
+
+
+def test_pin_operations_are_permitted_and_capped(client, auth):
+    auth.login()
+    assert post(client, "/unlock/op", op="verify").status_code == 200
+    assert post(client, "/unlock/op", op="change", new_pin="1", new_pin_confirm="1").status_code == 422
+    statuses = [post(client, "/unlock/op", op="change", new_pin="582046", new_pin_confirm="582046").status_code
+                for _ in range(10)]
+    assert statuses[-1] == 429 and statuses[:9] == [200] * 9
+
+
+def test_unlock_needs_a_full_login(client, auth):
+    auth.word()
+    assert client.get("/unlock").headers["Location"] == "/login/sms"
