@@ -9,7 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from kamusm import audit, reset, roster, store, vault
+from kamusm import audit, mail, reset, roster, store, vault
 from kamusm.db import get_db
 from kamusm.config import settings_markdown
 from kamusm.demo import load_demo_holders
@@ -114,6 +114,20 @@ def holder_reset_link_command(identity: str) -> None:
     audit.record(db, now, "admin.reset_link", "ok", holder["id"], purpose=purpose)
     with current_app.test_request_context():
         click.echo(reset.link_for(token))
+
+
+mail_cli = AppGroup("mail", help="The mail queue.")
+kamusm_cli.add_command(mail_cli)
+
+
+@mail_cli.command("retry")
+def mail_retry_command() -> None:
+    """Deliver every queued message that has not gone out yet."""
+    db, now = get_db(), _now()
+    sent, failed = mail.retry_pending(db, mail.make_backend(current_app.config, db, current_app.config["CLOCK"]), now)
+    click.echo(f"{sent} sent, {failed} still failing")
+    if failed:
+        sys.exit(1)
 
 
 audit_cli = AppGroup("audit", help="The tamper-evident audit log.")

@@ -67,6 +67,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KAMUSM_SMS_HTTP_RETRIES", 2, _int,
             "http SMS backend: further tries after a failed one (network error or 5xx)."),
     Setting("KAMUSM_MAIL_BACKEND", "outbox", _str, "outbox or smtp."),
+    Setting("KAMUSM_SMTP_HOST", "localhost", _str, "smtp mail backend: the server's host name."),
+    Setting("KAMUSM_SMTP_PORT", 587, _int, "smtp mail backend: the server's port (587 STARTTLS, 465 TLS)."),
+    Setting("KAMUSM_SMTP_SECURITY", "starttls", _str,
+            "smtp mail backend: starttls, tls, or none (none only for a server on this machine)."),
+    Setting("KAMUSM_SMTP_USER", "", _str, "smtp mail backend: login name; empty sends without logging in."),
+    Setting("KAMUSM_SMTP_PASSWORD", "", _str, "smtp mail backend: login password."),
+    Setting("KAMUSM_SMTP_TIMEOUT", 10, _int, "smtp mail backend: seconds to wait for the server."),
+    Setting("KAMUSM_MAIL_FROM", "kamusm@localhost", _str, "The From address of the portal's mail."),
     Setting("KAMUSM_EMAIL_DOMAINS", [], _list,
             "Comma list of institutional e-mail domains; empty allows any."),
     Setting("KAMUSM_OTP_TTL", 300, _int, "Seconds an SMS code lives (60 to 600)."),
@@ -100,6 +108,7 @@ SETTINGS: tuple[Setting, ...] = (
             "false turns the per-IP limits off (for tests of other things); the per-holder lockout stays on."),
     Setting("KAMUSM_LOGIN_RATE", "10 per minute;100 per hour", _str, "Per-IP limit on POST /login."),
     Setting("KAMUSM_SMS_RATE", "5 per minute;30 per hour", _str, "Per-IP limit on POST /login/sms."),
+    Setting("KAMUSM_FORGOT_RATE", "5 per minute;20 per hour", _str, "Per-IP limit on POST /forgot."),
     Setting("KAMUSM_CODE_RATE", "10 per minute;60 per hour", _str, "Per-IP limit on POST /login/code."),
 )
 
@@ -148,6 +157,8 @@ def check_settings(values: dict[str, Any]) -> None:
         raise ConfigError("KAMUSM_SMS_BACKEND=http needs KAMUSM_SMS_HTTP_URL")
     if values["KAMUSM_MAIL_BACKEND"] not in {"outbox", "smtp"}:
         raise ConfigError("KAMUSM_MAIL_BACKEND must be outbox or smtp")
+    if values["KAMUSM_SMTP_SECURITY"] not in {"starttls", "tls", "none"}:
+        raise ConfigError("KAMUSM_SMTP_SECURITY must be starttls, tls or none")
     if values["KAMUSM_SESSION_IDLE_SECONDS"] > values["KAMUSM_SESSION_MAX_SECONDS"]:
         raise ConfigError("KAMUSM_SESSION_IDLE_SECONDS cannot exceed KAMUSM_SESSION_MAX_SECONDS")
     if values["KAMUSM_ARGON2_MEMORY_KIB"] < ARGON2_MIN_MEMORY_KIB:

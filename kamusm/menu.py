@@ -38,8 +38,3 @@ def certificate():
 @auth.require_stage(auth.STAGE_DONE)
 def profile():
     return _not_yet(_l("Kişisel Bilgiler"))
-
-
-@bp.get("/forgot")
-def forgot():
-    return _not_yet(_l("Güvenlik Sözcüğümü Unuttum"))

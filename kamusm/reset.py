@@ -11,15 +11,17 @@ import hashlib
 import secrets
 from pathlib import Path
 
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, current_app, make_response, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField
+from wtforms import PasswordField, StringField
 
-from kamusm import audit, store, web
+from kamusm import audit, mail, store, web
 from kamusm.db import get_db
 from kamusm.errors import ValidationError
+from kamusm.extensions import limiter
+from kamusm.identity import normalize_identity
 from kamusm.words import SECURITY_WORD_MAX_LENGTH
 
 TOKEN_BYTES = 32
@@ -29,6 +31,7 @@ SECURITY_WORD_MIN_LENGTH = 10
 PURPOSE_ACTIVATION = "activation"
 PURPOSE_RESET = "reset"
 COMMON_WORDS_FILE = Path(__file__).parent / "data" / "common_words.txt"
+RESETS_PER_HOLDER_PER_HOUR = 3
 
 
 def _hash(token: str) -> str:
@@ -87,6 +90,30 @@ def set_security_word(db, holder: dict, token_row: dict, word_hash: str, now: fl
     return True
 
 
+def email_domain_allowed(email: str, domains: list[str]) -> bool:
+    return not domains or email.rpartition("@")[2].lower() in {domain.lower() for domain in domains}
+
+
+def request_reset(db, identity: str, email_domains: list[str], now: float, ip: str) -> tuple[dict, str] | None:
+    """Issue a reset token for the holder if one exists, may get mail, and is under the hourly cap.
+
+    Returns (holder, token) or None; the caller answers the same either way.
+    """
+    holder = store.find_holder(db, identity)
+    if holder is None:
+        audit.record(db, now, "word.forgot", "unknown_identity", None, ip)
+        return None
+    if not email_domain_allowed(holder["email"], email_domains):
+        audit.record(db, now, "word.forgot", "foreign_domain", holder["id"], ip)
+        return None
+    if store.count_tokens_since(db, holder["id"], PURPOSE_RESET, now - 3600) >= RESETS_PER_HOLDER_PER_HOUR:
+        audit.record(db, now, "word.forgot", "capped", holder["id"], ip)
+        return None
+    token = issue_link_token(db, holder["id"], PURPOSE_RESET, now)
+    audit.record(db, now, "word.forgot", "link_issued", holder["id"], ip)
+    return holder, token
+
+
 def link_for(token: str) -> str:
     base = current_app.config["KAMUSM_PUBLIC_URL"] or "http://127.0.0.1:5000"
     return base.rstrip("/") + url_for("reset.reset", token=token)
@@ -95,6 +122,10 @@ def link_for(token: str) -> str:
 # Views ---------------------------------------------------------------------
 
 bp = Blueprint("reset", __name__)
+
+
+class ForgotForm(FlaskForm):
+    identity = StringField()
 
 
 class ResetForm(FlaskForm):
@@ -126,3 +157,35 @@ def reset(token: str):
     if not set_security_word(db, holder, row, word_hash, now, request.remote_addr or ""):
         return web.render_screen("reset", "invalid", status=404)
     return web.render_screen("reset", "done", message=_("Güvenlik sözcüğünüz kaydedildi. Yeni sözcüğünüzle giriş yapabilirsiniz."))
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["KAMUSM_FORGOT_RATE"], methods=["POST"])
+def forgot():
+    form = ForgotForm()
+    if request.method == "GET":
+        return web.render_screen("forgot", "form", form=form, errors={})
+    try:
+        identity = normalize_identity(form.identity.data or "")
+    except ValidationError as exc:
+        return web.render_screen("forgot", "form", status=422, form=form, errors={"identity": str(exc)})
+    db, now = get_db(), _now()
+    issued = request_reset(db, identity, current_app.config["KAMUSM_EMAIL_DOMAINS"], now, request.remote_addr or "")
+    response = make_response(web.render_screen("forgot", "sent"))
+    if issued is not None:
+        holder, token = issued
+        body = _("Sayın %(name)s,\n\nGüvenlik sözcüğünüzü yenilemek için aşağıdaki bağlantıyı 30 dakika içinde "
+                 "açınız. Bu isteği siz yapmadıysanız bu e-postayı dikkate almayınız; sözcüğünüz değişmez.\n\n%(link)s\n",
+                 name=holder["name"], link=link_for(token))
+        mail_id = mail.queue_mail(db, holder["id"], holder["email"], _("Güvenlik sözcüğü yenileme bağlantısı"), body, now)
+        app = current_app._get_current_object()
+        # Delivered after the answer is sent, so a known ID does not answer slower than an unknown one.
+        response.call_on_close(lambda: deliver_after_response(app, mail_id))
+    return response
+
+
+def deliver_after_response(app, mail_id: int) -> None:
+    with app.app_context():
+        db = get_db()
+        now = app.config["CLOCK"]()
+        mail.deliver_queued(db, mail.make_backend(app.config, db, app.config["CLOCK"]), mail_id, now)

@@ -171,7 +171,25 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX audit_holder_event ON audit(holder_id, event, at)")
 
 
-MIGRATIONS = (_migration_1, _migration_2, _migration_3)
+def _migration_4(db: sqlite_utils.Database) -> None:
+    db.execute("""
+        CREATE TABLE mail_queue (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER REFERENCES holders(id),
+            recipient TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            body TEXT NOT NULL,
+            queued_at REAL NOT NULL,
+            sent_at REAL,
+            failed_at REAL,
+            reason TEXT NOT NULL DEFAULT '',
+            tries INTEGER NOT NULL DEFAULT 0
+        )""")
+    db.execute("CREATE INDEX mail_queue_pending ON mail_queue(sent_at)")
+    db.execute("ALTER TABLE tokens ADD COLUMN payload TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4)
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
@@ -482,3 +500,38 @@ def claim_token(db: sqlite_utils.Database, id_hash: str, now: float) -> bool:
 def delete_holder_sessions(db: sqlite_utils.Database, holder_id: int) -> int:
     with write(db):
         return db.execute("DELETE FROM sessions WHERE holder_id = ?", [holder_id]).rowcount
+
+
+# Mail queue ------------------------------------------------------------------
+
+def enqueue_mail(db: sqlite_utils.Database, holder_id: int | None, recipient: str, subject: str, body: str,
+                 now: float) -> int:
+    with write(db):
+        return db.execute(
+            "INSERT INTO mail_queue (holder_id, recipient, subject, body, queued_at) VALUES (?, ?, ?, ?, ?)",
+            [holder_id, recipient, subject, body, now]).lastrowid
+
+
+def get_queued_mail(db: sqlite_utils.Database, mail_id: int) -> dict | None:
+    return _one(db, "SELECT * FROM mail_queue WHERE id = ?", [mail_id])
+
+
+def mark_mail_sent(db: sqlite_utils.Database, mail_id: int, now: float) -> None:
+    """Mark sent and drop the body: it may hold a one-time link, which must not outlive delivery here."""
+    with write(db):
+        db.execute("UPDATE mail_queue SET sent_at = ?, body = '', tries = tries + 1 WHERE id = ?", [now, mail_id])
+
+
+def mark_mail_failed(db: sqlite_utils.Database, mail_id: int, reason: str, now: float) -> None:
+    with write(db):
+        db.execute("UPDATE mail_queue SET failed_at = ?, reason = ?, tries = tries + 1 WHERE id = ?",
+                   [now, reason, mail_id])
+
+
+def pending_mail(db: sqlite_utils.Database) -> list[dict]:
+    return list(db.query("SELECT id FROM mail_queue WHERE sent_at IS NULL ORDER BY id"))
+
+
+def count_tokens_since(db: sqlite_utils.Database, holder_id: int, purpose: str, since: float) -> int:
+    return _one(db, "SELECT count(*) AS n FROM tokens WHERE holder_id = ? AND purpose = ? AND created_at >= ?",
+                [holder_id, purpose, since])["n"]

@@ -1,0 +1,132 @@
+"""E-mail: a queue in the database, delivered by the outbox or an SMTP server.
+
+Every message is first stored in the `mail_queue` table, in the caller's
+transaction, and only then delivered; a delivery that fails after its retries
+stays queued with the reason, is audited, and `kamusm mail retry` sends it
+later. So a failing mail server loses nothing. The outbox backend (demo) puts
+messages where /demo/mail shows them. Bodies can hold one-time links: they are
+never logged.
+"""
+from __future__ import annotations
+
+import smtplib
+import ssl
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Callable, Protocol
+
+from kamusm import audit, store
+
+RETRY_PAUSE_SECONDS = 0.5
+
+
+class MailFailed(Exception):
+    """The mail server did not take the message; the reason names no secret."""
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str  # "starttls", "tls" or "none"
+    user: str
+    password: str
+    timeout_seconds: int
+    sender: str
+
+
+class MailBackend(Protocol):
+    def deliver(self, recipient: str, subject: str, body: str) -> None: ...
+
+
+class OutboxMail:
+    """Keeps delivered mail in the outbox table for /demo/mail."""
+
+    def __init__(self, db, clock: Callable[[], float]):
+        self._db = db
+        self._clock = clock
+
+    def deliver(self, recipient: str, subject: str, body: str) -> None:
+        store.add_to_outbox(self._db, "mail", recipient, body, self._clock(), subject=subject)
+
+
+class SmtpMail:
+    def __init__(self, settings: SmtpSettings):
+        self._settings = settings
+
+    def message(self, recipient: str, subject: str, body: str) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self._settings.sender
+        message["To"] = recipient
+        message["Subject"] = subject
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = make_msgid(domain=self._settings.sender.rpartition("@")[2] or None)
+        message.set_content(body)
+        return message
+
+    def deliver(self, recipient: str, subject: str, body: str) -> None:
+        settings = self._settings
+        context = ssl.create_default_context()
+        try:
+            if settings.security == "tls":
+                client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout_seconds,
+                                          context=context)
+            else:
+                client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_seconds)
+            with client:
+                if settings.security == "starttls":
+                    client.starttls(context=context)
+                if settings.user:
+                    client.login(settings.user, settings.password)
+                client.send_message(self.message(recipient, subject, body))
+        except (smtplib.SMTPException, OSError) as exc:
+            raise MailFailed(type(exc).__name__) from None
+
+
+def make_backend(config: dict, db, clock: Callable[[], float]) -> MailBackend:
+    if config["KAMUSM_MAIL_BACKEND"] == "smtp":
+        return SmtpMail(SmtpSettings(config["KAMUSM_SMTP_HOST"], config["KAMUSM_SMTP_PORT"],
+                                     config["KAMUSM_SMTP_SECURITY"], config["KAMUSM_SMTP_USER"],
+                                     config["KAMUSM_SMTP_PASSWORD"], config["KAMUSM_SMTP_TIMEOUT"],
+                                     config["KAMUSM_MAIL_FROM"]))
+    return OutboxMail(db, clock)
+
+
+def queue_mail(db, holder_id: int | None, recipient: str, subject: str, body: str, now: float) -> int:
+    """Store the message for delivery (in the caller's transaction); return its queue id."""
+    return store.enqueue_mail(db, holder_id, recipient, subject, body, now)
+
+
+def deliver_queued(db, backend: MailBackend, mail_id: int, now: float, retries: int = 2) -> bool:
+    """Try to deliver one queued message, with retries; True when sent. Failures are recorded and audited."""
+    row = store.get_queued_mail(db, mail_id)
+    if row is None or row["sent_at"] is not None:
+        return True
+    reason = ""
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(RETRY_PAUSE_SECONDS)
+        try:
+            backend.deliver(row["recipient"], row["subject"], row["body"])
+        except MailFailed as exc:
+            reason = str(exc)
+            continue
+        store.mark_mail_sent(db, mail_id, now)
+        audit.record(db, now, "mail.sent", "ok", row["holder_id"], mail_id=mail_id)
+        return True
+    store.mark_mail_failed(db, mail_id, reason, now)
+    audit.record(db, now, "mail.sent", "failed", row["holder_id"], mail_id=mail_id, reason=reason)
+    return False
+
+
+def retry_pending(db, backend: MailBackend, now: float) -> tuple[int, int]:
+    """Deliver every queued, unsent message; return (sent, still failing)."""
+    sent = failed = 0
+    for row in store.pending_mail(db):
+        if deliver_queued(db, backend, row["id"], now, retries=0):
+            sent += 1
+        else:
+            failed += 1
+    return sent, failed
