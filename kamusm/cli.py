@@ -13,6 +13,7 @@ from kamusm import audit, mail, reset, roster, store, vault
 from kamusm.db import get_db
 from kamusm.config import settings_markdown
 from kamusm.demo import load_demo_holders
+from kamusm.helper import helper_command
 
 kamusm_cli = AppGroup("kamusm", help="kamusm portal administration.")
 
@@ -142,6 +143,9 @@ def audit_verify_command() -> None:
         click.echo(f"audit chain broken at entry {broken} (after {checked} good entries)", err=True)
         sys.exit(1)
     click.echo(f"audit chain ok: {checked} entries")
+
+
+kamusm_cli.add_command(helper_command)
 
 
 def init_app(app: Flask) -> None:

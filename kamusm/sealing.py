@@ -113,9 +113,15 @@ def open_seal(private_key: X25519PrivateKey, seal_text: str, card_serial: str, n
         plaintext = AESGCM(_key(shared, ephemeral_public, own_public)).decrypt(nonce, ciphertext, _aad(card_serial))
     except InvalidTag:
         raise SealError("the seal was made for another card or another helper, or was altered") from None
-    content = json.loads(plaintext)
-    if content["serial"] != card_serial:
+    try:
+        content = json.loads(plaintext)
+        puk, serial, expires_at, seal_id = content["puk"], content["serial"], float(content["exp"]), content["id"]
+    except (ValueError, TypeError, KeyError):
+        raise SealError("malformed seal") from None
+    if not all(isinstance(value, str) for value in (puk, serial, seal_id)):
+        raise SealError("malformed seal")
+    if serial != card_serial:
         raise SealError("the seal was made for another card")
-    if content["exp"] < now:
+    if expires_at < now:
         raise SealError("the seal has expired")
-    return OpenedSeal(puk=content["puk"], serial=content["serial"], expires_at=content["exp"], seal_id=content["id"])
+    return OpenedSeal(puk=puk, serial=serial, expires_at=expires_at, seal_id=seal_id)

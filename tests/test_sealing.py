@@ -59,3 +59,24 @@ def test_malformed_is_refused(helper_key, bad):
 def test_bad_public_key_is_refused():
     with pytest.raises(SealError):
         seal_puk(b64encode(b"short"), "14000001", "73910284", NOW)
+
+
+@pytest.mark.parametrize("content", [b"[]", b"{}", b'{"puk": 1, "serial": "14000001", "exp": 0, "id": "x"}',
+                                     b'{"puk": "1", "serial": "14000001", "exp": "soon", "id": "x"}', b"not json"])
+def test_well_sealed_nonsense_is_refused(helper_key, content):
+    """Anyone with the helper's public key can seal; the content must still be checked."""
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from kamusm import sealing
+
+    ephemeral = X25519PrivateKey.generate()
+    ephemeral_public = public_key_bytes(ephemeral)
+    shared = ephemeral.exchange(helper_key.public_key())
+    key = sealing._key(shared, ephemeral_public, public_key_bytes(helper_key))
+    nonce = os.urandom(12)
+    ciphertext = AESGCM(key).encrypt(nonce, content, sealing._aad("14000001"))
+    seal = json.dumps({"v": 1, "epk": b64encode(ephemeral_public), "nonce": b64encode(nonce), "ct": b64encode(ciphertext)})
+    with pytest.raises(SealError):
+        open_seal(helper_key, seal, "14000001", NOW)

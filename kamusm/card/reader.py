@@ -1,7 +1,8 @@
 """Card operations that do not care how APDUs reach the card.
 
-The local helper calls the four functions here (``read_card``, ``verify_pin``, ``change_pin``,
-``unblock_pin``) with a backend: ``SimBackend`` below or ``kamusm.card.pcsc.PcscBackend``.
+The local helper calls the functions here (``read_card``, ``verify_pin``, ``change_pin``,
+``unblock_pin``, ``unblock_pin_sealed``) with a backend: ``SimBackend`` below or
+``kamusm.card.pcsc.PcscBackend``.
 A backend offers ``list_readers()`` and ``connect()``, a context manager yielding a ``CardLink``
 (``reader_name`` and ``transmit(apdu) -> (data, sw)``) that holds the card exclusively until it
 is left; on leaving, the card is reset so a verified PIN does not outlive the operation.
@@ -12,12 +13,14 @@ Security assumptions and rules (DESIGN.md, "Security numbers", PC/SC):
   confirms it (``LastTryRefused``), so a user is never surprised by a blocked card.
 - A PUK is sent once per call, never retried: a second wrong PUK could block the card for good.
 - PINs and PUKs are checked for format before any APDU is sent, so a typo costs no try.
+- A sealed PUK is opened for the serial read inside the same exclusive connection that then
+  sends it (``unblock_pin_sealed``), so a card swapped in between never receives it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
@@ -210,3 +213,28 @@ def unblock_pin(
         session.guard("puk", confirm_last_try)
         session.reset_retry_counter(puk_block, new_block)
     return {"pin_tries_left": profile.pin_max_tries, "puk_tries_left": profile.puk_max_tries}
+
+
+def unblock_pin_sealed(
+    backend: CardBackend,
+    open_puk: Callable[[str], str],
+    new_pin: str,
+    confirm_last_try: bool = False,
+    profile: CardProfile = DEFAULT_PROFILE,
+) -> dict[str, object]:
+    """Like ``unblock_pin``, with the PUK released by ``open_puk(serial)`` for the card in the reader.
+
+    ``open_puk`` is called with the serial read from the card inside the same exclusive
+    connection, before the PUK counter is read and RESET RETRY COUNTER is sent: a card swapped
+    between reading and unblocking can never receive a PUK opened for another serial. Whatever
+    ``open_puk`` raises (e.g. ``SealError``) ends the operation before the PUK reaches the card.
+    Returns {pin_tries_left, puk_tries_left, serial}; raises CardError like ``unblock_pin``.
+    """
+    new_block = apdu.encode_pin(new_pin, profile)
+    with backend.connect() as link:
+        session = CardSession(link, profile)
+        serial = session.read_serial()
+        puk_block = apdu.encode_puk(open_puk(serial), profile)
+        session.guard("puk", confirm_last_try)
+        session.reset_retry_counter(puk_block, new_block)
+    return {"pin_tries_left": profile.pin_max_tries, "puk_tries_left": profile.puk_max_tries, "serial": serial}

@@ -41,9 +41,9 @@ class UnlockPage {
     try {
       const response = await fetch(this.helperUrl + path, {...options, cache: "no-store"});
       const data = await response.json();
-      return {ok: response.ok, data};
+      return {ok: response.ok, status: response.status, data};
     } catch (error) {
-      return {ok: false, data: {error: "unreachable"}};
+      return {ok: false, status: 0, data: {error: "unreachable"}};
     }
   }
 
@@ -127,6 +127,12 @@ class UnlockPage {
     let helperBody;
     let reported = operation;
     if (operation === "unblock") {
+      // A seal is spent when the helper opens it, so the last PUK try is confirmed before asking for one.
+      if (this.card.puk_tries_left <= 1 && !confirmLastTry) {
+        errorLine.textContent = this.message("last_try");
+        show(errorLine, true);
+        return;
+      }
       const sealed = await this.portal(this.root.dataset.sealUrl, {
         new_pin: values.new_pin, new_pin_confirm: values.new_pin_confirm, card_serial: serial,
         helper_key: this.helperKey,
@@ -164,8 +170,8 @@ class UnlockPage {
     const outcome = answer.ok ? "ok" : (answer.data.error || "unreachable");
     const recorded = await this.portal(this.root.dataset.resultUrl, {op: reported, outcome, card_serial: serial});
     let text = recorded.data.message || this.message(outcome);
-    if (!answer.ok && answer.data.message && outcome === "bad_request") text = answer.data.message;
-    if (!answer.ok && answer.data.tries_left !== undefined) text += ` (${answer.data.tries_left})`;
+    if (answer.status === 428) text = this.message("last_try");
+    if (!answer.ok && answer.data.tries_left !== undefined) text += ` (${this.message("tries_left")}: ${answer.data.tries_left})`;
     this.report(text, !answer.ok);
   }
 }
