@@ -1,0 +1,97 @@
+"""A mailed one-time link that sets a new security word, in a real browser.
+
+The link is issued server-side (as the forgot mail does); the browser opens it, a too-short word is
+refused on the same screen (a 422 swapped in by htmx: a marker set on `window` survives), a good word
+leads to the done screen, the new word logs in through the whole flow, and the spent link shows
+"Bağlantı geçersiz".
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from kamusm import reset, store
+from kamusm.demo import DEMO_HOLDERS
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
+    if os.environ.get("CI") == "true":
+        raise
+    pytest.skip("playwright is not installed", allow_module_level=True)
+
+# Imported under its own name, as pytest does for a test folder without __init__.py.
+from test_login_flow import fill_login, marker, set_marker, url_path, wait_for_captcha  # noqa: E402
+
+SELIN = DEMO_HOLDERS[0]
+NEW_WORD = "mavi-gokyuzu-kumsal"
+TOO_SHORT = "kisa-soz"
+
+
+def log_in(page, live_server, identity: str, word: str) -> None:
+    """Security word, "Onay", the SMS code (read from the server's outbox), up to /menu."""
+    page.goto(live_server("/login"))
+    wait_for_captcha(page)
+    fill_login(page, word, identity=identity)
+    page.get_by_role("button", name="Giriş", exact=True).click()
+    page.wait_for_url(url_path("/login/sms"))
+    page.get_by_role("button", name="Onay", exact=True).click()
+    page.wait_for_url(url_path("/login/code"))
+    expect(page.locator("#login_code_form")).to_be_visible()
+    page.locator("#code").fill(live_server.latest_sms_code())
+    page.get_by_role("button", name="Gönder", exact=True).click()
+    page.wait_for_url(url_path("/menu"))
+    expect(page.locator("#menu_operations")).to_be_visible()
+
+
+@pytest.mark.browser
+def test_reset_link_sets_a_new_word_once(page, live_server, db, browser_errors, screenshot):
+    # htmx 4 swaps 4xx answers; the browser logs each one as a failed resource, by design. The spent
+    # link's page is a 404 too.
+    browser_errors.expect(r"status of 422 .*/reset/")
+    browser_errors.expect(r"status of 404 .*/reset/")
+    holder = store.find_holder(db, SELIN["identity"])
+    token = reset.issue_link_token(db, holder["id"], reset.PURPOSE_RESET, live_server.clock())
+    path = f"/reset/{token}"
+
+    page.goto(live_server(path))
+    form = page.locator("#reset_form")
+    expect(form.locator("h1")).to_have_text("Yeni Güvenlik Sözcüğü")
+    screenshot(page, "form")
+    set_marker(page)
+
+    with page.expect_response(lambda response: response.request.method == "POST"
+                              and url_path(path).match(response.url)) as answer:
+        form.locator("#security_word").fill(TOO_SHORT)
+        form.locator("#security_word_confirm").fill(TOO_SHORT)
+        form.get_by_role("button", name="Kaydet", exact=True).click()
+    assert answer.value.status == 422
+    expect(page.locator("#security_word-error")).to_contain_text("en az 10 karakter")
+    expect(page.locator("#security_word")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#security_word")).to_have_value("")  # a password is never sent back
+    assert marker(page) == "still here", "the 422 answer reloaded the page instead of being swapped in"
+    assert page.url == live_server(path)
+    screenshot(page, "too-short")
+
+    page.locator("#security_word").fill(NEW_WORD)
+    page.locator("#security_word_confirm").fill(NEW_WORD)
+    page.locator("#reset_form").get_by_role("button", name="Kaydet", exact=True).click()
+    done = page.locator("#reset_done")
+    expect(done).to_be_visible()
+    expect(done.locator("h1")).to_have_text("Güvenlik sözcüğü kaydedildi")
+    expect(done).to_contain_text("Yeni sözcüğünüzle giriş yapabilirsiniz")
+    expect(page.locator("#reset_form")).to_have_count(0)
+    assert marker(page) == "still here", "the done screen came with a page load, not an htmx swap"
+    screenshot(page, "done")
+
+    log_in(page, live_server, SELIN["identity"], NEW_WORD)
+    expect(page.locator("#menu_operations .greeting")).to_have_text("Sayın S***** Y*****")
+    screenshot(page, "menu")
+
+    page.goto(live_server(path))
+    invalid = page.locator("#reset_invalid")
+    expect(invalid.locator("h1")).to_have_text("Bağlantı geçersiz")
+    expect(invalid).to_contain_text("Bu bağlantı kullanılmış")
+    expect(page.locator("#reset_form")).to_have_count(0)
+    screenshot(page, "spent")
