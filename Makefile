@@ -12,13 +12,17 @@ BUILD_PACKAGES := swig libpcsclite-dev gcc python3-dev
 CARD_PACKAGES := pcscd vsmartcard-vpcd
 VPCD_DRIVER := /usr/lib/pcsc/drivers/serial/libifdvpcd.so
 
-.PHONY: run test setup translations messages system-test-deps clean
+.PHONY: run demo-helper test setup translations messages system-test-deps clean
 
 run: setup
 	KAMUSM_DEMO=1 $(FLASK) kamusm init
 	KAMUSM_DEMO=1 $(FLASK) kamusm demo
 	@echo "kamusm demo: http://127.0.0.1:5000  (the demo phone: http://127.0.0.1:5000/demo/phone)"
 	KAMUSM_DEMO=1 $(FLASK) run --host 127.0.0.1 --port 5000
+
+# The local card helper with its simulated demo card, for showing Kilit Çözme without a reader.
+demo-helper: setup
+	KAMUSM_DEMO=1 $(FLASK) kamusm helper --backend sim --origin http://127.0.0.1:5000 --home instance/demo-helper
 
 test: setup system-test-deps
 	$(PY) -m pytest tests
