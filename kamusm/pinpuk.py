@@ -2,7 +2,7 @@
 
 Security assumptions:
 - Secrets are opened from the vault only for a reveal or a save, and only when
-  the holder confirmed an SMS code in the last RECENT_CODE_SECONDS; otherwise a
+  the holder confirmed an SMS code in the last 5 minutes (kamusm.stepup); otherwise a
   fresh code is sent first (step-up). Revealed values go only into that
   response, which is never cached; they are not put in the session.
 - The PUK of a card whose certificate was issued in 2011 or later is never
@@ -12,17 +12,15 @@ Security assumptions:
 """
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timezone
 
 from flask import Blueprint, Response, current_app, request, session
 from flask_babel import gettext as _
 
-from kamusm import audit, auth, otp, sms, store, vault, web
+from kamusm import audit, auth, stepup, store, vault, web
 from kamusm.db import get_db
-from kamusm.errors import CodeRejected, SmsFailed, TooSoon, ValidationError
+from kamusm.errors import CodeRejected, ValidationError
 
-RECENT_CODE_SECONDS = 300
 PUK_SHOWN_UNTIL_YEAR = 2010
 CONFIRM_VALUE = "yes"
 
@@ -41,10 +39,6 @@ def mask(value: str) -> str:
 
 def mask_serial(serial: str) -> str:
     return f"{serial[:2]}*****"
-
-
-def code_is_recent(confirmed_at: float | None, now: float) -> bool:
-    return confirmed_at is not None and 0 <= now - confirmed_at <= RECENT_CODE_SECONDS
 
 
 def card_rows(db, keyring: vault.Keyring | None, holder_id: int) -> list[dict]:
@@ -103,28 +97,6 @@ def pin_puk():
     return _screen("masked")
 
 
-def _send_step_up_code() -> tuple[int, str | None]:
-    """Send a fresh code for a reveal unless one is still alive; return (status, problem)."""
-    db, now = get_db(), _now()
-    holder = auth.current_holder()
-    attempt = session.get("stepup_attempt") or secrets.token_urlsafe(16)
-    session["stepup_attempt"] = attempt
-    if otp.seconds_left(db, attempt, now) > 0:
-        return 200, None
-    try:
-        code, code_id = otp.issue_code(db, current_app.secret_key, holder["id"], attempt, auth.code_policy(), now)
-    except TooSoon as exc:
-        return 429, str(exc)
-    try:
-        sms.make_backend(current_app.config, get_db, _now).send(holder["phone"], auth.sms_text(code))
-    except SmsFailed as exc:
-        otp.withdraw_code(db, code_id)
-        audit.record(db, now, "stepup.sms", "gateway_failed", holder["id"], _ip(), reason=str(exc))
-        return 503, _("SMS şu anda gönderilemedi. Lütfen biraz sonra tekrar deneyiniz.")
-    audit.record(db, now, "stepup.sms", "sent", holder["id"], _ip())
-    return 200, None
-
-
 def _reveal():
     db, now, holder_id = get_db(), _now(), session["holder_id"]
     rows = card_rows(db, vault.app_keyring(), holder_id)
@@ -135,24 +107,17 @@ def _reveal():
 @bp.post("/pin-puk/reveal")
 @auth.require_stage(auth.STAGE_DONE)
 def reveal():
-    db, now = get_db(), _now()
-    if code_is_recent(session.get("code_confirmed_at"), now):
+    if stepup.is_recent():
         return _reveal()
     code = request.form.get("code")
     if code is None:
-        status, problem = _send_step_up_code()
+        status, problem = stepup.send_code()
         return _screen("stepup", status, problem)
     try:
-        holder_id = otp.spend_code(db, current_app.secret_key, session.get("stepup_attempt", ""),
-                                   otp.check_code_input(code), now)
+        stepup.confirm(code)
     except (ValidationError, CodeRejected) as exc:
-        audit.record(db, now, "stepup.code", "rejected", session["holder_id"], _ip())
+        audit.record(get_db(), _now(), "stepup.code", "rejected", session["holder_id"], _ip())
         return _screen("stepup", 422, str(exc))
-    if holder_id != session["holder_id"]:
-        return _screen("stepup", 422, _("SMS onay kodu hatalı."))
-    session.pop("stepup_attempt", None)
-    session["code_confirmed_at"] = now
-    audit.record(db, now, "stepup.code", "ok", holder_id, _ip())
     return _reveal()
 
 
@@ -160,7 +125,7 @@ def reveal():
 @auth.require_stage(auth.STAGE_DONE)
 def save():
     db, now, holder_id = get_db(), _now(), session["holder_id"]
-    if not code_is_recent(session.get("code_confirmed_at"), now):
+    if not stepup.is_recent():
         return _screen("masked", 403, _("Kaydetmek için önce \"Göster\" ile SMS onay kodunu giriniz."))
     rows = [row for row in card_rows(db, vault.app_keyring(), holder_id) if row["pin"]]
     if not rows:
