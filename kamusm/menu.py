@@ -12,7 +12,7 @@ OPERATIONS = (
     ("pinpuk.pin_puk", _l("PIN/PUK Bilgisi")),
     ("unlock.unlock", _l("Kilit Çözme")),
     ("menu.certificate", _l("Sertifika Durumu")),
-    ("menu.profile", _l("Kişisel Bilgiler")),
+    ("profile.profile", _l("Kişisel Bilgiler")),
 )
 
 
@@ -32,9 +32,3 @@ def _not_yet(title: str):
 @auth.require_stage(auth.STAGE_DONE)
 def certificate():
     return _not_yet(_l("Sertifika Durumu"))
-
-
-@bp.get("/profile")
-@auth.require_stage(auth.STAGE_DONE)
-def profile():
-    return _not_yet(_l("Kişisel Bilgiler"))

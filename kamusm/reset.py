@@ -19,6 +19,7 @@ from wtforms import PasswordField, StringField
 
 from kamusm import audit, mail, store, web
 from kamusm.db import get_db
+from kamusm.contact import email_domain_allowed
 from kamusm.errors import ValidationError
 from kamusm.extensions import limiter
 from kamusm.identity import normalize_identity
@@ -38,10 +39,11 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_link_token(db, holder_id: int, purpose: str, now: float) -> str:
+def issue_link_token(db, holder_id: int, purpose: str, now: float, payload: str = "") -> str:
+    """A new one-time link token; `payload` is what the link confirms (e.g. a new e-mail address)."""
     ttl = ACTIVATION_TTL_SECONDS if purpose == PURPOSE_ACTIVATION else RESET_TTL_SECONDS
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    store.save_token(db, _hash(token), holder_id, purpose, now, now + ttl)
+    store.save_token(db, _hash(token), holder_id, purpose, now, now + ttl, payload)
     return token
 
 
@@ -90,10 +92,6 @@ def set_security_word(db, holder: dict, token_row: dict, word_hash: str, now: fl
     return True
 
 
-def email_domain_allowed(email: str, domains: list[str]) -> bool:
-    return not domains or email.rpartition("@")[2].lower() in {domain.lower() for domain in domains}
-
-
 def request_reset(db, identity: str, email_domains: list[str], now: float, ip: str) -> tuple[dict, str] | None:
     """Issue a reset token for the holder if one exists, may get mail, and is under the hourly cap.
 
@@ -114,9 +112,9 @@ def request_reset(db, identity: str, email_domains: list[str], now: float, ip: s
     return holder, token
 
 
-def link_for(token: str) -> str:
+def link_for(token: str, endpoint: str = "reset.reset") -> str:
     base = current_app.config["KAMUSM_PUBLIC_URL"] or "http://127.0.0.1:5000"
-    return base.rstrip("/") + url_for("reset.reset", token=token)
+    return base.rstrip("/") + url_for(endpoint, token=token)
 
 
 # Views ---------------------------------------------------------------------

@@ -15,14 +15,13 @@ from datetime import date
 from typing import Callable, Iterable
 
 from kamusm import store, vault
+from kamusm.contact import EMAIL_PATTERN, PHONE_PATTERN, email_domain_allowed
 from kamusm.errors import KamusmError, ValidationError
 from kamusm.identity import normalize_identity
 
 REQUIRED_COLUMNS = ("identity", "name", "phone", "email", "card_serial", "cert_issued", "pin", "puk")
 OPTIONAL_COLUMNS = ("security_word",)
 NAME_MAX_LENGTH = 100
-_MOBILE = re.compile(r"\+905[0-9]{9}", re.ASCII)
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)", re.ASCII)
 _SERIAL = re.compile(r"[A-Za-z0-9]{4,32}", re.ASCII)
 _PIN = re.compile(r"[0-9]{4,8}", re.ASCII)
 _PUK = re.compile(r"[0-9]{8}", re.ASCII)
@@ -61,12 +60,11 @@ def validate_row(line: int, raw: dict[str, str], email_domains: list[str]) -> tu
         reasons.append("identity is not a valid T.C. Kimlik No or passport number")
     if not values["name"] or len(values["name"]) > NAME_MAX_LENGTH:
         reasons.append(f"name must be 1 to {NAME_MAX_LENGTH} characters")
-    if not _MOBILE.fullmatch(values["phone"]):
+    if not PHONE_PATTERN.fullmatch(values["phone"]):
         reasons.append("phone must be a Turkish mobile number in E.164 (+905xxxxxxxxx)")
-    email_match = _EMAIL.fullmatch(values["email"])
-    if not email_match:
+    if not EMAIL_PATTERN.fullmatch(values["email"]):
         reasons.append("email is not an e-mail address")
-    elif email_domains and email_match.group(1).lower() not in {domain.lower() for domain in email_domains}:
+    elif not email_domain_allowed(values["email"], email_domains):
         reasons.append(f"email domain is not one of {', '.join(email_domains)}")
     if not _SERIAL.fullmatch(values["card_serial"]):
         reasons.append("card_serial must be 4 to 32 letters and digits")

@@ -230,6 +230,13 @@ def upsert_holder(db: sqlite_utils.Database, holder: dict, now: float) -> int:
         return _one(db, "SELECT id FROM holders WHERE identity = ?", [holder["identity"]])["id"]
 
 
+def set_contact(db: sqlite_utils.Database, holder_id: int, field: str, value: str) -> None:
+    """Set the holder's verified e-mail or phone."""
+    column = {"email": "email", "phone": "phone"}[field]
+    with write(db):
+        db.execute(f"UPDATE holders SET {column} = ? WHERE id = ?", [value, holder_id])
+
+
 def set_word_hash(db: sqlite_utils.Database, holder_id: int, word_hash: str) -> None:
     with write(db):
         db.execute("UPDATE holders SET word_hash = ? WHERE id = ?", [word_hash, holder_id])
@@ -478,13 +485,13 @@ def count_data_keys(db: sqlite_utils.Database) -> int:
 # One-time tokens (activation and reset links) ------------------------------------
 
 def save_token(db: sqlite_utils.Database, id_hash: str, holder_id: int, purpose: str, now: float,
-               expires_at: float) -> None:
+               expires_at: float, payload: str = "") -> None:
     """Store a new token; the holder's older unused tokens of the same purpose stop working."""
     with write(db):
         db.execute("UPDATE tokens SET used_at = ? WHERE holder_id = ? AND purpose = ? AND used_at IS NULL",
                    [now, holder_id, purpose])
-        db.execute("INSERT INTO tokens (id_hash, holder_id, purpose, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                   [id_hash, holder_id, purpose, now, expires_at])
+        db.execute("""INSERT INTO tokens (id_hash, holder_id, purpose, created_at, expires_at, payload)
+                      VALUES (?, ?, ?, ?, ?, ?)""", [id_hash, holder_id, purpose, now, expires_at, payload])
 
 
 def find_token(db: sqlite_utils.Database, id_hash: str) -> dict | None:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, current_app, g, redirect, render_template, request, url_for
+from flask import Flask, Response, abort, current_app, g, has_request_context, redirect, render_template, request, url_for
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -54,6 +54,8 @@ def redirect_to(endpoint: str, **values: Any) -> Response:
 
 
 def select_locale() -> str:
+    if not has_request_context():
+        return "en"  # the command line speaks English, like its own messages
     asked = request.args.get("lang")
     if asked in LANGUAGES:
         g.language_asked = asked
@@ -120,14 +122,18 @@ def _error_page(status: int, message: str) -> tuple[str, int]:
 
 
 class RedactLinkTokens(logging.Filter):
-    """Access logs print request paths; one-time link tokens in /reset/<token> must not reach them."""
+    """Access logs print request paths; one-time link tokens (/reset/<token>, /profile/email/<token>)
+    must not reach them."""
 
-    PATTERN = re.compile(r"/reset/[^\s?\"']+")
+    PATTERN = re.compile(r"(/reset/|/profile/email/)[^\s?\"']+")
+
+    def _redact(self, text: str) -> str:
+        return self.PATTERN.sub(r"\1[redacted]", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.PATTERN.sub("/reset/[redacted]", str(record.msg))
+        record.msg = self._redact(str(record.msg))
         if record.args:
-            record.args = tuple(self.PATTERN.sub("/reset/[redacted]", arg) if isinstance(arg, str) else arg
+            record.args = tuple(self._redact(arg) if isinstance(arg, str) else arg
                                 for arg in (record.args if isinstance(record.args, tuple) else (record.args,)))
         return True
 
