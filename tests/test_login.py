@@ -338,3 +338,25 @@ def test_placeholders_for_later_screens(client, auth):
         response = client.get(path)
         assert response.status_code == 200
         assert "henüz kullanıma açılmadı" in response.get_data(as_text=True)
+
+
+def test_unknown_identity_still_costs_one_hash(app):
+    """The dummy hash is what keeps an unknown ID as slow as a wrong word (bench/login_timing.py measures it)."""
+    from kamusm.auth import check_security_word
+    from kamusm.errors import LoginFailed
+    from kamusm.words import WordHasher
+
+    class CountingHasher(WordHasher):
+        checks = 0
+
+        def check(self, stored_hash, word):
+            CountingHasher.checks += 1
+            return super().check(stored_hash, word)
+
+    hasher = CountingHasher(19456, 2, 1)
+    connection = store.connect(app.config["DATABASE"])
+    for identity in ("10000000450", SELIN["identity"]):
+        with pytest.raises(LoginFailed):
+            check_security_word(connection, hasher, identity, "wrong-word", 0.0, 5)
+    connection.conn.close()
+    assert CountingHasher.checks == 2

@@ -148,3 +148,15 @@ def test_demo_phone_shows_sms(client, auth):
     auth.send_sms()
     page = client.get("/demo/phone").get_data(as_text=True)
     assert SELIN["phone"] in page and "SMS onay kodunuz" in page
+
+
+def test_behind_a_proxy_the_forwarded_scheme_counts(app_config):
+    client = create_app({**app_config, "KAMUSM_PROXIES": 1}).test_client()
+    response = client.get("/login", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"})
+    assert "Strict-Transport-Security" in response.headers
+    assert response.headers["Set-Cookie"].startswith("__Host-kamusm_session=")
+
+
+def test_without_a_proxy_forwarded_headers_are_ignored(client):
+    response = client.get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert "Strict-Transport-Security" not in response.headers
