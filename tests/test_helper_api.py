@@ -24,10 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from kamusm import helper
 from kamusm.card.reader import SIM_READER_NAME, SimBackend
 from kamusm.card.sim import SimCard
+from kamusm.helper.service import KEY_FILE_NAME, MAX_BODY_BYTES, USED_SEALS_FILE_NAME
 from kamusm.helper import (
-    KEY_FILE_NAME,
-    MAX_BODY_BYTES,
-    USED_SEALS_FILE_NAME,
     HelperSetupError,
     UsedSeals,
     helper_command,
