@@ -65,7 +65,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
 
-    from kamusm import auth, cli, demo, health, menu, pinpuk, profile, reset, unlock
+    from kamusm import auth, certificates, cli, demo, health, menu, pinpuk, profile, reset, unlock
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(menu.bp)
@@ -73,6 +73,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(reset.bp)
     app.register_blueprint(unlock.bp)
     app.register_blueprint(profile.bp)
+    app.register_blueprint(certificates.bp)
     app.register_blueprint(health.bp)
     if app.config["KAMUSM_DEMO"]:
         app.register_blueprint(demo.bp)

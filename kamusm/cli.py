@@ -9,7 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from kamusm import audit, mail, reset, roster, store, vault
+from kamusm import audit, certificates, mail, reset, roster, store, vault
 from kamusm.db import get_db
 from kamusm.config import settings_markdown
 from kamusm.contact import normalize_email, normalize_phone
@@ -30,6 +30,8 @@ def init_command() -> None:
     """Create or upgrade the database and the instance keys."""
     version = store.migrate(get_db())
     vault.app_keyring()
+    if current_app.config["KAMUSM_DEMO"]:
+        certificates.ensure_demo_ca(get_db(), Path(current_app.instance_path), _now())
     audit.record(get_db(), _now(), "admin.init", "ok", schema=version)
     click.echo(f"database ready at schema version {version}: {current_app.config['DATABASE']}")
 
@@ -38,6 +40,8 @@ def init_command() -> None:
 def demo_command() -> None:
     """Load (or refresh) the demo holders of DESIGN.md."""
     ids = load_demo_holders(get_db(), current_app.extensions["kamusm.hasher"], vault.app_keyring(), _now())
+    certificates.issue_demo_certificates(get_db(), Path(current_app.instance_path),
+                                         current_app.config["KAMUSM_PUBLIC_URL"], _now())
     audit.record(get_db(), _now(), "admin.demo", "ok", holders=len(ids))
     click.echo(f"{len(ids)} demo holders loaded")
 
@@ -218,6 +222,7 @@ def audit_verify_command() -> None:
 
 
 kamusm_cli.add_command(helper_command)
+kamusm_cli.add_command(certificates.certificates_cli)
 
 
 def init_app(app: Flask) -> None:

@@ -189,7 +189,44 @@ def _migration_4(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE tokens ADD COLUMN payload TEXT NOT NULL DEFAULT ''")
 
 
-MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4)
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """Certificates (der and serial_hex are NULL when the CA lives elsewhere), the CRL, status changes."""
+    db.execute("""
+        CREATE TABLE certificates (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            card_serial TEXT NOT NULL,
+            serial_hex TEXT UNIQUE,
+            der BLOB,
+            not_before REAL NOT NULL,
+            not_after REAL,
+            status TEXT NOT NULL DEFAULT 'valid' CHECK (status IN ('valid', 'suspended', 'revoked')),
+            reason TEXT NOT NULL DEFAULT '',
+            status_changed_at REAL,
+            created_at REAL NOT NULL
+        )""")
+    db.execute("CREATE INDEX certificates_holder ON certificates(holder_id)")
+    db.execute("CREATE INDEX certificates_card ON certificates(card_serial)")
+    db.execute("""
+        CREATE TABLE crl_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            number INTEGER NOT NULL,
+            this_update REAL NOT NULL,
+            der BLOB NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE certificate_changes (
+            id INTEGER PRIMARY KEY,
+            certificate_id INTEGER NOT NULL REFERENCES certificates(id),
+            at REAL NOT NULL,
+            action TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT ''
+        )""")
+    db.execute("CREATE INDEX certificate_changes_at ON certificate_changes(at)")
+
+
+MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5)
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
@@ -542,3 +579,80 @@ def pending_mail(db: sqlite_utils.Database) -> list[dict]:
 def count_tokens_since(db: sqlite_utils.Database, holder_id: int, purpose: str, since: float) -> int:
     return _one(db, "SELECT count(*) AS n FROM tokens WHERE holder_id = ? AND purpose = ? AND created_at >= ?",
                 [holder_id, purpose, since])["n"]
+
+
+# Certificates ------------------------------------------------------------------
+
+def cards_without_certificate(db: sqlite_utils.Database, holder_id: int | None = None,
+                              count_revoked: bool = True) -> list[dict]:
+    """Cards (of one holder, or all) with no certificate row; with count_revoked=False,
+    also the cards whose every certificate is revoked."""
+    counted = "" if count_revoked else "AND certificates.status != 'revoked'"
+    sql = f"""SELECT cards.*, holders.name FROM cards JOIN holders ON holders.id = cards.holder_id
+              WHERE NOT EXISTS (SELECT 1 FROM certificates WHERE certificates.card_serial = cards.serial {counted})"""
+    params: list[Any] = []
+    if holder_id is not None:
+        sql += " AND cards.holder_id = ?"
+        params.append(holder_id)
+    return list(db.query(sql + " ORDER BY cards.id", params))
+
+
+def insert_certificate(db: sqlite_utils.Database, holder_id: int, card_serial: str, serial_hex: str | None,
+                       der: bytes | None, not_before: float, not_after: float | None, now: float) -> int:
+    with write(db):
+        return db.execute(
+            """INSERT INTO certificates (holder_id, card_serial, serial_hex, der, not_before, not_after, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            [holder_id, card_serial, serial_hex, der, not_before, not_after, now]).lastrowid
+
+
+def holder_certificates(db: sqlite_utils.Database, holder_id: int) -> list[dict]:
+    return list(db.query("SELECT * FROM certificates WHERE holder_id = ? ORDER BY id", [holder_id]))
+
+
+def get_holder_certificate(db: sqlite_utils.Database, holder_id: int, certificate_id: int) -> dict | None:
+    """The certificate only if it is this holder's: another holder's id looks like an unknown one."""
+    return _one(db, "SELECT * FROM certificates WHERE id = ? AND holder_id = ?", [certificate_id, holder_id])
+
+
+def find_certificate_by_serial(db: sqlite_utils.Database, serial_hex: str) -> dict | None:
+    return _one(db, "SELECT * FROM certificates WHERE serial_hex = ?", [serial_hex])
+
+
+def latest_card_certificate(db: sqlite_utils.Database, card_serial: str) -> dict | None:
+    return _one(db, "SELECT * FROM certificates WHERE card_serial = ? ORDER BY id DESC LIMIT 1", [card_serial])
+
+
+def set_certificate_status(db: sqlite_utils.Database, certificate_id: int, action: str, status: str, reason: str,
+                           now: float) -> None:
+    """Change the status and log the change for the export, in one transaction."""
+    with write(db):
+        db.execute("UPDATE certificates SET status = ?, reason = ?, status_changed_at = ? WHERE id = ?",
+                   [status, reason, now, certificate_id])
+        db.execute("""INSERT INTO certificate_changes (certificate_id, at, action, status, reason)
+                      VALUES (?, ?, ?, ?, ?)""", [certificate_id, now, action, status, reason])
+
+
+def certificates_on_crl(db: sqlite_utils.Database) -> list[dict]:
+    """Certificates this portal issued that are revoked or on hold."""
+    return list(db.query("""SELECT serial_hex, status, reason, status_changed_at FROM certificates
+                            WHERE serial_hex IS NOT NULL AND status IN ('suspended', 'revoked')
+                            ORDER BY id"""))
+
+
+def certificate_changes_since(db: sqlite_utils.Database, since: float) -> list[dict]:
+    return list(db.query(
+        """SELECT certificate_changes.*, certificates.card_serial, certificates.serial_hex
+           FROM certificate_changes JOIN certificates ON certificates.id = certificate_changes.certificate_id
+           WHERE certificate_changes.at >= ? ORDER BY certificate_changes.id""", [since]))
+
+
+def get_crl_state(db: sqlite_utils.Database) -> dict | None:
+    return _one(db, "SELECT * FROM crl_state WHERE id = 1")
+
+
+def save_crl_state(db: sqlite_utils.Database, number: int, this_update: float, der: bytes) -> None:
+    with write(db):
+        db.execute("""INSERT INTO crl_state (id, number, this_update, der) VALUES (1, ?, ?, ?)
+                      ON CONFLICT(id) DO UPDATE SET number = excluded.number, this_update = excluded.this_update,
+                        der = excluded.der""", [number, this_update, der])

@@ -332,14 +332,6 @@ def test_turkish_is_the_default(app):
     assert "Şifreli Giriş Ekranı" in page.get_data(as_text=True)
 
 
-def test_placeholders_for_later_screens(client, auth):
-    auth.login()
-    for path in ("/certificate",):
-        response = client.get(path)
-        assert response.status_code == 200
-        assert "henüz kullanıma açılmadı" in response.get_data(as_text=True)
-
-
 def test_unknown_identity_still_costs_one_hash(app):
     """The dummy hash is what keeps an unknown ID as slow as a wrong word (bench/login_timing.py measures it)."""
     from kamusm.auth import check_security_word

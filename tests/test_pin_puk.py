@@ -1,5 +1,4 @@
 """PIN ve PUK Bilgileri over HTTP: masked, reveal, step-up, save, delete."""
-import re
 
 import pytest
 

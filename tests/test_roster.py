@@ -1,5 +1,4 @@
 """`kamusm import`: all rows or none, every bad line named, re-import updates."""
-import pytest
 
 from kamusm import create_app, store, vault
 from tests.conftest import csrf_token

@@ -2,7 +2,6 @@
 import logging
 import re
 
-from kamusm import store
 from tests.conftest import SELIN, latest_code
 
 

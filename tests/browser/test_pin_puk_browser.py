@@ -9,7 +9,6 @@ fixture fails the test otherwise). Screenshots of every state go to test-artifac
 from __future__ import annotations
 
 import os
-import re
 
 import pytest
 

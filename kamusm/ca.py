@@ -1,0 +1,328 @@
+"""The demo certification authority: real X.509 with `cryptography`, no Flask.
+
+What it makes: a self-signed root (EC P-256, named a DEMO CA in its subject),
+one end-entity certificate per card, CRLs and OCSP responses (RFC 5280,
+RFC 6960), all signed by the root itself.
+
+Security assumptions:
+- This CA exists for teaching. Its private key is a plain PEM file in the
+  instance folder, created with mode 0600 and never logged; anyone who can read
+  the instance folder can sign as this CA, which is acceptable only because no
+  relying party trusts it (the subject says so).
+- An end-entity certificate gets a fresh key pair whose private half is thrown
+  away at once: the real signing key lives on the holder's card, the portal
+  never holds it. The certificate is a stand-in that CRL/OCSP answers refer to.
+- Serial numbers are 159 random bits (x509.random_serial_number), so they are
+  not guessable and never collide in practice.
+- Parsing an OCSP request never raises to the caller: anything that does not
+  parse becomes a "malformedRequest" response.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+
+from kamusm.keys import KEY_FILE_MODE
+
+CA_KEY_FILE = "ca.key"
+CA_CERT_FILE = "ca.pem"
+CA_CERT_FILE_MODE = 0o644
+CA_SUBJECT = x509.Name([
+    x509.NameAttribute(NameOID.COUNTRY_NAME, "TR"),
+    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kamusm DEMO (not a real certification authority)"),
+    x509.NameAttribute(NameOID.COMMON_NAME, "kamusm DEMO CA - NOT FOR REAL SIGNATURES"),
+])
+# The demo cards date back to 2009; the root's validity covers every certificate it signs.
+CA_NOT_BEFORE = datetime(2000, 1, 1, tzinfo=timezone.utc)
+CA_VALIDITY_DAYS = 30 * 365
+CERT_VALIDITY_DAYS = 3 * 365
+DEMO_MIN_REMAINING_DAYS = 2 * 365
+CRL_VALIDITY_SECONDS = 24 * 3600
+OCSP_VALIDITY_SECONDS = 600
+SIGNATURE_HASH = hashes.SHA256()
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
+
+# RFC 5280 CRLReason names as stored in the database (x509.ReasonFlags values).
+REASON_UNSPECIFIED = "unspecified"
+REASON_HOLD = "certificateHold"
+
+
+class CAError(Exception):
+    """The CA files are unusable (the key and the certificate do not belong together, or not EC):
+    an operator's problem, so not a KamusmError shown to holders."""
+
+
+@dataclass(frozen=True)
+class Authority:
+    key: ec.EllipticCurvePrivateKey
+    cert: x509.Certificate
+
+
+@dataclass(frozen=True)
+class RevokedEntry:
+    """A certificate on the CRL: revoked for `reason`, or on hold (REASON_HOLD) while suspended."""
+
+    serial: int
+    revoked_at: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class CertStatus:
+    """What OCSP says about one serial: revoked_at/reason only when revoked (hold counts as revoked)."""
+
+    revoked: bool
+    revoked_at: float | None = None
+    reason: str = ""
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, timezone.utc)
+
+
+def serial_hex(serial: int) -> str:
+    """Upper-case hex with an even number of digits, as `openssl x509 -serial` prints it."""
+    text = f"{serial:X}"
+    return text if len(text) % 2 == 0 else "0" + text
+
+
+def ocsp_url(public_url: str) -> str:
+    return (public_url or DEFAULT_PUBLIC_URL).rstrip("/") + "/ocsp"
+
+
+def crl_url(public_url: str) -> str:
+    return (public_url or DEFAULT_PUBLIC_URL).rstrip("/") + "/crl.der"
+
+
+# The root ----------------------------------------------------------------------
+
+def _make_root(key: ec.EllipticCurvePrivateKey, now: float) -> x509.Certificate:
+    public = key.public_key()
+    ski = x509.SubjectKeyIdentifier.from_public_key(public)
+    return (x509.CertificateBuilder()
+            .subject_name(CA_SUBJECT).issuer_name(CA_SUBJECT)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(CA_NOT_BEFORE)
+            .not_valid_after(_utc(now) + timedelta(days=CA_VALIDITY_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            # digitalSignature too: the root signs the OCSP responses itself (RFC 6960 2.6).
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(ski, critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+            .sign(key, SIGNATURE_HASH))
+
+
+def _write_new_file(path: Path, data: bytes, mode: int) -> bool:
+    """Create path with `mode` and write data; False if it already existed (another process won)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return True
+
+
+def load_ca(instance_path: Path) -> Authority | None:
+    """The CA from instance/ca.key and instance/ca.pem, or None when either is missing.
+
+    Raises CAError when the certificate's public key is not the key's.
+    """
+    try:
+        key_pem = (instance_path / CA_KEY_FILE).read_bytes()
+        cert_pem = (instance_path / CA_CERT_FILE).read_bytes()
+    except FileNotFoundError:
+        return None
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or cert.public_key() != key.public_key():
+        raise CAError(f"{CA_KEY_FILE} and {CA_CERT_FILE} do not belong together")
+    return Authority(key, cert)
+
+
+def create_ca(instance_path: Path, now: float) -> tuple[Authority, bool]:
+    """Load the CA, or make it (key 0600, then certificate); return (authority, created).
+
+    Safe against a second process doing the same (O_EXCL on the key) and
+    against a crash between the two files (the certificate is remade from the key).
+    """
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key_path = instance_path / CA_KEY_FILE
+    created = False
+    if not key_path.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        created = _write_new_file(key_path, key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+            KEY_FILE_MODE)
+    cert_path = instance_path / CA_CERT_FILE
+    if not cert_path.exists():
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        temporary = cert_path.with_suffix(".pem.tmp")
+        temporary.write_bytes(_make_root(key, now).public_bytes(serialization.Encoding.PEM))
+        os.chmod(temporary, CA_CERT_FILE_MODE)
+        os.replace(temporary, cert_path)
+    return load_ca(instance_path), created
+
+
+# End-entity certificates ---------------------------------------------------------
+
+def certificate_validity(cert_issued: str, now: float, ca_not_after: datetime) -> tuple[datetime, datetime]:
+    """From the card's issue date (YYYY-MM-DD) for CERT_VALIDITY_DAYS, stretched to stay valid
+    DEMO_MIN_REMAINING_DAYS past `now`, never past the CA's own end.
+
+    A demo card from 2009 would otherwise be long expired, and `openssl verify`
+    would then fail for expiry, hiding what the demo is about: revocation.
+    """
+    issued = date.fromisoformat(cert_issued)
+    not_before = datetime(issued.year, issued.month, issued.day, tzinfo=timezone.utc)
+    not_after = max(not_before + timedelta(days=CERT_VALIDITY_DAYS),
+                    _utc(now) + timedelta(days=DEMO_MIN_REMAINING_DAYS))
+    return not_before, min(not_after, ca_not_after)
+
+
+def issue_certificate(authority: Authority, name: str, card_serial: str, cert_issued: str, public_url: str,
+                      now: float) -> x509.Certificate:
+    """A signing certificate for one card: CN = holder name, serialNumber = card serial.
+
+    The card serial, not the T.C. identity number, names the holder in the
+    subject: the certificate travels with every signed document, and the
+    identity number is a personal datum that need not.
+    """
+    subject_key = ec.generate_private_key(ec.SECP256R1()).public_key()  # private half dropped here
+    not_before, not_after = certificate_validity(cert_issued, now, authority.cert.not_valid_after_utc)
+    issuer_ski = authority.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return (x509.CertificateBuilder()
+            .subject_name(x509.Name([
+                x509.NameAttribute(NameOID.COUNTRY_NAME, "TR"),
+                x509.NameAttribute(NameOID.SERIAL_NUMBER, card_serial),
+                x509.NameAttribute(NameOID.COMMON_NAME, name),
+            ]))
+            .issuer_name(authority.cert.subject)
+            .public_key(subject_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(subject_key), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
+            .add_extension(x509.AuthorityInformationAccess([
+                x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
+                                       x509.UniformResourceIdentifier(ocsp_url(public_url)))]), critical=False)
+            .add_extension(x509.CRLDistributionPoints([
+                x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url(public_url))], None, None, None)]),
+                critical=False)
+            .sign(authority.key, SIGNATURE_HASH))
+
+
+# CRL ---------------------------------------------------------------------------
+
+def _reason_flag(reason: str) -> x509.ReasonFlags | None:
+    """RFC 5280 5.3.1: the reason code "unspecified" SHOULD be absent rather than written."""
+    if not reason or reason == REASON_UNSPECIFIED:
+        return None
+    return x509.ReasonFlags(reason)
+
+
+def build_crl(authority: Authority, entries: list[RevokedEntry], number: int, now: float) -> bytes:
+    """A DER CRL valid from now for CRL_VALIDITY_SECONDS, numbered `number` (callers keep it increasing)."""
+    issuer_ski = authority.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = (x509.CertificateRevocationListBuilder()
+               .issuer_name(authority.cert.subject)
+               .last_update(_utc(now))
+               .next_update(_utc(now + CRL_VALIDITY_SECONDS))
+               .add_extension(x509.CRLNumber(number), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski),
+                              critical=False))
+    for entry in sorted(entries, key=lambda item: item.serial):
+        revoked = x509.RevokedCertificateBuilder().serial_number(entry.serial).revocation_date(_utc(entry.revoked_at))
+        flag = _reason_flag(entry.reason)
+        if flag is not None:
+            revoked = revoked.add_extension(x509.CRLReason(flag), critical=False)
+        builder = builder.add_revoked_certificate(revoked.build())
+    return builder.sign(authority.key, SIGNATURE_HASH).public_bytes(serialization.Encoding.DER)
+
+
+# OCSP ----------------------------------------------------------------------------
+
+def _unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(serialization.Encoding.DER)
+
+
+def malformed_response() -> bytes:
+    return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+
+
+def unauthorized_response() -> bytes:
+    """For a portal without its own CA: it is not authoritative for any certificate (RFC 6960 2.3)."""
+    return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+
+
+def _issuer_hashes(authority: Authority, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
+    """RFC 6960 CertID: hashes of the issuer's DER name and of its public key's BIT STRING contents."""
+    name_hash = hashes.Hash(algorithm)
+    name_hash.update(authority.cert.subject.public_bytes())
+    key_hash = hashes.Hash(algorithm)
+    key_hash.update(authority.key.public_key().public_bytes(serialization.Encoding.X962,
+                                                           serialization.PublicFormat.UncompressedPoint))
+    return name_hash.finalize(), key_hash.finalize()
+
+
+def answer_ocsp(authority: Authority, request_der: bytes, lookup: Callable[[int], CertStatus | None],
+                now: float) -> tuple[bytes, bool]:
+    """Answer one DER OCSP request; return (DER response, request was well formed).
+
+    good / revoked (with time and reason; a suspended certificate is revoked
+    with certificateHold) / unknown for a serial `lookup` does not know or a
+    CertID naming another issuer. The nonce is echoed when the request has one.
+    A request that does not parse, names a hash this library lacks, repeats an
+    extension or asks about more than one certificate gets "malformedRequest".
+    """
+    try:
+        request = ocsp.load_der_ocsp_request(request_der)
+        algorithm = request.hash_algorithm
+        serial = request.serial_number
+        asked_name_hash, asked_key_hash = request.issuer_name_hash, request.issuer_key_hash
+        nonce = next((extension.value.nonce for extension in request.extensions
+                      if isinstance(extension.value, x509.OCSPNonce)), None)
+        if {len(asked_name_hash), len(asked_key_hash)} != {algorithm.digest_size}:
+            raise ValueError("the CertID hashes do not have the length of their algorithm")
+        if serial < 0:
+            raise ValueError("a certificate serial number is positive (RFC 5280 4.1.2.2)")
+        ours = _issuer_hashes(authority, algorithm) == (asked_name_hash, asked_key_hash)
+    except (ValueError, NotImplementedError, UnsupportedAlgorithm, x509.DuplicateExtension):
+        # NotImplementedError: cryptography's answer to a request for several certificates.
+        return malformed_response(), False
+    status = lookup(serial) if ours else None
+    if status is None:
+        cert_status, revoked_at, reason = ocsp.OCSPCertStatus.UNKNOWN, None, None
+    elif status.revoked:
+        cert_status, revoked_at, reason = (ocsp.OCSPCertStatus.REVOKED, _utc(status.revoked_at),
+                                           _reason_flag(status.reason))
+    else:
+        cert_status, revoked_at, reason = ocsp.OCSPCertStatus.GOOD, None, None
+    builder = (ocsp.OCSPResponseBuilder()
+               .add_response_by_hash(asked_name_hash, asked_key_hash, serial, algorithm, cert_status,
+                                     _utc(now), _utc(now + OCSP_VALIDITY_SECONDS), revoked_at, reason)
+               .responder_id(ocsp.OCSPResponderEncoding.HASH, authority.cert)
+               .certificates([authority.cert]))
+    if nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.sign(authority.key, SIGNATURE_HASH).public_bytes(serialization.Encoding.DER), True

@@ -1,0 +1,409 @@
+"""Sertifika Durumu: the holder's certificates; suspend, resume, revoke; the CRL,
+the OCSP responder and the export of status changes.
+
+Rules first (plain functions taking db, now and their inputs), views last.
+Security assumptions:
+- A status change needs an SMS code confirmed in the last 5 minutes
+  (kamusm.stepup); without one a fresh code is sent first. The request is
+  validated before that, so no code is spent on an impossible change.
+- A holder reaches only their own certificates: another holder's id answers
+  exactly like an unknown one (404).
+- Revocation is final: no transition leaves "revoked". The status is re-read
+  inside the write transaction, so two concurrent changes cannot both apply.
+- With the demo CA (demo mode and instance/ca.key present) every change
+  re-signs the CRL in the same transaction; /crl.der and /ocsp are public,
+  read-only, need no login or CSRF token, and answer bad input with a 4xx or an
+  OCSP error, never a 500. Without a CA of its own the portal signs nothing:
+  changes are kept in the status-change log for `kamusm certificates export`.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import click
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from flask import Blueprint, Response, abort, current_app, request, session
+from flask.cli import AppGroup
+from flask_babel import format_date
+from flask_babel import lazy_gettext as _l
+
+from kamusm import audit, auth, ca, pinpuk, stepup, store, web
+from kamusm.db import get_db
+from kamusm.errors import CodeRejected, KamusmError, ValidationError
+from kamusm.extensions import csrf
+
+CONFIRM_VALUE = "yes"
+CRL_REFRESH_SECONDS = ca.CRL_VALIDITY_SECONDS // 2
+CRL_MIMETYPE = "application/pkix-crl"
+OCSP_RESPONSE_MIMETYPE = "application/ocsp-response"
+_CERTIFICATE_ID = re.compile(r"[0-9]{1,18}", re.ASCII)
+
+# action -> (statuses it may start from, the status it leads to)
+TRANSITIONS = {
+    "suspend": (("valid",), "suspended"),
+    "resume": (("suspended",), "valid"),
+    "revoke": (("valid", "suspended"), "revoked"),
+}
+# The RFC 5280 reason a holder may give for revoking their own certificate.
+REVOKE_REASONS = (
+    ("unspecified", _l("Belirtilmemiş")),
+    ("keyCompromise", _l("Kartım ya da PIN'im başkasının eline geçti")),
+    ("affiliationChanged", _l("Kurumumdaki görevim ya da bilgilerim değişti")),
+    ("superseded", _l("Yerine yeni bir sertifika aldım")),
+    ("cessationOfOperation", _l("Sertifikaya artık ihtiyacım yok")),
+)
+REASON_LABELS = dict(REVOKE_REASONS)
+STATUS_LABELS = {"valid": _l("Geçerli"), "suspended": _l("Askıda"), "revoked": _l("İptal Edildi")}
+ACTION_LABELS = {"suspend": _l("Askıya Al"), "resume": _l("Askıyı Kaldır"), "revoke": _l("İptal Et")}
+DONE_MESSAGES = {
+    "suspend": _l("Sertifikanız askıya alındı. Askı kaldırılana kadar sertifikanızla atılan imzalar geçerli "
+                  "sayılmaz."),
+    "resume": _l("Sertifikanızın askısı kaldırıldı; sertifikanız yeniden geçerli."),
+    "revoke": _l("Sertifikanız iptal edildi. Bu işlem geri alınamaz; yeni bir sertifika için kurumunuza "
+                 "başvurunuz."),
+}
+UNKNOWN_ACTION = _l("Bilinmeyen bir işlem istendi. Lütfen sayfadaki butonları kullanınız.")
+NOT_FOUND = _l("Sertifika bulunamadı.")
+REVOKED_IS_FINAL = _l("İptal edilmiş bir sertifikanın durumu değiştirilemez.")
+ALREADY_SUSPENDED = _l("Bu sertifika zaten askıda.")
+NOT_SUSPENDED = _l("Bu sertifika askıda değil.")
+REASON_MISSING = _l("Lütfen listeden bir iptal nedeni seçiniz.")
+CONFIRM_MISSING = _l("İptal etmek için kutuyu işaretleyerek işlemin geri alınamayacağını onaylayınız.")
+
+
+class CertificateNotFound(KamusmError):
+    """No certificate with that id belongs to the holder."""
+
+    status = 404
+
+
+class TransitionRefused(KamusmError):
+    """The certificate's status does not allow the action (a revoked one allows none)."""
+
+    status = 409
+
+
+@dataclass(frozen=True)
+class Change:
+    """A validated status change: the certificate row, the action, the RFC 5280 reason to store."""
+
+    certificate: dict
+    action: str
+    reason: str
+
+
+# Rules ---------------------------------------------------------------------
+
+def next_status(status: str, action: str) -> str:
+    """The status `action` leads to from `status`. Raises TransitionRefused."""
+    allowed_from, to = TRANSITIONS[action]
+    if status in allowed_from:
+        return to
+    if status == "revoked":
+        raise TransitionRefused(REVOKED_IS_FINAL)
+    raise TransitionRefused(ALREADY_SUSPENDED if action == "suspend" else NOT_SUSPENDED)
+
+
+def allowed_actions(status: str) -> list[str]:
+    return [action for action, (allowed_from, _to) in TRANSITIONS.items() if status in allowed_from]
+
+
+def read_change(db, holder_id: int, form: Mapping[str, str]) -> Change:
+    """Validate the posted fields: action, certificate, and for revoke reason and confirm.
+
+    Raises ValidationError (422), CertificateNotFound (404) or TransitionRefused (409).
+    """
+    action = form.get("action", "")
+    if action not in TRANSITIONS:
+        raise ValidationError(UNKNOWN_ACTION, "action")
+    raw_id = form.get("certificate", "")
+    certificate = (store.get_holder_certificate(db, holder_id, int(raw_id))
+                   if _CERTIFICATE_ID.fullmatch(raw_id) else None)
+    if certificate is None:
+        raise CertificateNotFound(NOT_FOUND)
+    next_status(certificate["status"], action)
+    if action == "suspend":
+        return Change(certificate, action, ca.REASON_HOLD)
+    if action == "resume":
+        return Change(certificate, action, "")
+    reason = form.get("reason", "")
+    if reason not in REASON_LABELS:
+        raise ValidationError(REASON_MISSING, "reason")
+    if form.get("confirm") != CONFIRM_VALUE:
+        raise ValidationError(CONFIRM_MISSING, "confirm")
+    return Change(certificate, action, reason)
+
+
+def apply_change(db, authority: ca.Authority | None, change: Change, holder_id: int, ip: str, now: float) -> None:
+    """Apply, log for the export, audit and (with the demo CA) re-sign the CRL, all in one transaction.
+
+    Raises TransitionRefused when a concurrent change got there first.
+    """
+    with store.write(db):
+        row = store.get_holder_certificate(db, holder_id, change.certificate["id"])
+        status = next_status(row["status"], change.action)
+        store.set_certificate_status(db, row["id"], change.action, status, change.reason, now)
+        audit.record(db, now, f"certificate.{change.action}", "ok", holder_id, ip, certificate_id=row["id"],
+                     serial=row["serial_hex"], reason=change.reason)
+        if authority is not None and row["serial_hex"]:
+            publish_crl(db, authority, now)
+
+
+def _timestamp(day: str) -> float:
+    issued = date.fromisoformat(day)
+    return datetime(issued.year, issued.month, issued.day, tzinfo=timezone.utc).timestamp()
+
+
+def add_missing_certificates(db, authority: ca.Authority | None, public_url: str, now: float,
+                             holder_id: int | None = None, count_revoked: bool = True) -> int:
+    """Give every card without a certificate one; return how many were made.
+
+    With a CA, a real certificate; without one, a status record (no serial, no
+    X.509) whose changes the institution's own CA applies from the export.
+    count_revoked=False also renews cards whose every certificate is revoked
+    (the demo reset); the revoked ones stay revoked and on the CRL.
+    """
+    if not store.cards_without_certificate(db, holder_id, count_revoked):
+        return 0
+    made = 0
+    with store.write(db):  # asked again under the write lock, so two requests do not both issue
+        for card in store.cards_without_certificate(db, holder_id, count_revoked):
+            if authority is None:
+                certificate_id = store.insert_certificate(db, card["holder_id"], card["serial"], None, None,
+                                                          _timestamp(card["cert_issued"]), None, now)
+                serial = None
+            else:
+                cert = ca.issue_certificate(authority, card["name"], card["serial"], card["cert_issued"],
+                                            public_url, now)
+                serial = ca.serial_hex(cert.serial_number)
+                certificate_id = store.insert_certificate(
+                    db, card["holder_id"], card["serial"], serial, cert.public_bytes(Encoding.DER),
+                    cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp(), now)
+            audit.record(db, now, "certificate.issue", "ok", card["holder_id"], certificate_id=certificate_id,
+                         serial=serial)
+            made += 1
+    return made
+
+
+def publish_crl(db, authority: ca.Authority, now: float) -> bytes:
+    """Sign a new CRL with the next number from the current statuses; store and return it."""
+    with store.write(db):
+        state = store.get_crl_state(db)
+        number = (state["number"] if state else 0) + 1
+        entries = [ca.RevokedEntry(int(row["serial_hex"], 16), row["status_changed_at"], row["reason"])
+                   for row in store.certificates_on_crl(db)]
+        der = ca.build_crl(authority, entries, number, now)
+        store.save_crl_state(db, number, now, der)
+    return der
+
+
+def current_crl(db, authority: ca.Authority, now: float) -> bytes:
+    """The stored CRL, re-signed once half of its validity has passed, so nextUpdate stays ahead."""
+    state = store.get_crl_state(db)
+    if state is None or not 0 <= now - state["this_update"] < CRL_REFRESH_SECONDS:
+        return publish_crl(db, authority, now)
+    return state["der"]
+
+
+def ocsp_status(db, serial: int) -> ca.CertStatus | None:
+    """What OCSP says about one serial: None for a serial this portal never issued."""
+    row = store.find_certificate_by_serial(db, ca.serial_hex(serial))
+    if row is None:
+        return None
+    if row["status"] == "valid":
+        return ca.CertStatus(revoked=False)
+    return ca.CertStatus(revoked=True, revoked_at=row["status_changed_at"], reason=row["reason"])
+
+
+def ensure_demo_ca(db, instance_path: Path, now: float) -> ca.Authority:
+    """Make the demo CA in the instance folder if absent (for `kamusm init` in demo mode) and
+    publish a first CRL; return the CA."""
+    authority, created = ca.create_ca(instance_path, now)
+    if created or store.get_crl_state(db) is None:
+        publish_crl(db, authority, now)
+    if created:
+        audit.record(db, now, "admin.demo_ca", "created")
+    return authority
+
+
+def issue_demo_certificates(db, instance_path: Path, public_url: str, now: float) -> int:
+    """Demo mode (`kamusm demo`): make sure the demo CA exists, then give every card without a
+    live certificate a new one; return how many were issued."""
+    authority = ensure_demo_ca(db, instance_path, now)
+    return add_missing_certificates(db, authority, public_url, now, count_revoked=False)
+
+
+def parse_since(text: str) -> float:
+    """UNIX seconds, or ISO 8601 (a time without a zone is UTC). Raises ValueError."""
+    try:
+        return float(text)
+    except ValueError:
+        moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def export_lines(db, since: float) -> Iterator[str]:
+    """Status changes at or after `since`, oldest first, as JSON lines for an institution's own CA.
+
+    A line names the card and (when this portal issued it) the certificate serial,
+    never the holder's identity number.
+    """
+    for change in store.certificate_changes_since(db, since):
+        yield json.dumps({
+            "id": change["id"],
+            "at": datetime.fromtimestamp(change["at"], timezone.utc).isoformat(timespec="seconds"),
+            "card_serial": change["card_serial"],
+            "certificate_serial": change["serial_hex"],
+            "action": change["action"],
+            "status": change["status"],
+            "reason": change["reason"] or None,
+        }, ensure_ascii=False)
+
+
+# Views ---------------------------------------------------------------------
+
+bp = Blueprint("certificates", __name__)
+
+
+def _now() -> float:
+    return current_app.config["CLOCK"]()
+
+
+def _ip() -> str:
+    return request.remote_addr or ""
+
+
+def _authority() -> ca.Authority | None:
+    """The demo CA, only in demo mode: a real deployment never signs with it, even if its files linger."""
+    if not current_app.config["KAMUSM_DEMO"]:
+        return None
+    return ca.load_ca(Path(current_app.instance_path))
+
+
+def _public_url() -> str:
+    return current_app.config["KAMUSM_PUBLIC_URL"] or ca.DEFAULT_PUBLIC_URL
+
+
+def _display(row: dict) -> dict:
+    until = row["not_after"]
+    return {**row, "card_serial_masked": pinpuk.mask_serial(row["card_serial"]),
+            "valid_from": format_date(datetime.fromtimestamp(row["not_before"], timezone.utc)),
+            "valid_until": format_date(datetime.fromtimestamp(until, timezone.utc)) if until else None,
+            "actions": allowed_actions(row["status"])}
+
+
+def _screen(state: str, status: int = 200, message: str | None = None, change: Change | None = None):
+    db, holder_id = get_db(), session["holder_id"]
+    authority = _authority()
+    add_missing_certificates(db, authority, _public_url(), _now(), holder_id)
+    rows = [_display(row) for row in store.holder_certificates(db, holder_id)]
+    return web.render_screen("certificate", state, status=status, rows=rows, message=message, change=change,
+                             own_ca=authority is not None, reasons=REVOKE_REASONS, reason_labels=REASON_LABELS,
+                             status_labels=STATUS_LABELS, action_labels=ACTION_LABELS, mask_serial=pinpuk.mask_serial)
+
+
+@bp.route("/certificate", methods=["GET", "POST"])
+@auth.require_stage(auth.STAGE_DONE)
+def certificate():
+    if request.method == "GET":
+        return _screen("list")
+    db, now, holder_id = get_db(), _now(), session["holder_id"]
+    try:
+        change = read_change(db, holder_id, request.form)
+    except (ValidationError, CertificateNotFound, TransitionRefused) as exc:
+        audit.record(db, now, "certificate.change", "rejected", holder_id, _ip(), problem=type(exc).__name__)
+        return _screen("list", exc.status, str(exc))
+    if not stepup.is_recent():
+        code = request.form.get("code")
+        if code is None:
+            status, problem = stepup.send_code()
+            return _screen("stepup", status, problem, change=change)
+        try:
+            stepup.confirm(code)
+        except (ValidationError, CodeRejected) as exc:
+            audit.record(db, now, "stepup.code", "rejected", holder_id, _ip())
+            return _screen("stepup", 422, str(exc), change=change)
+    try:
+        apply_change(db, _authority(), change, holder_id, _ip(), now)
+    except TransitionRefused as exc:
+        return _screen("list", exc.status, str(exc))
+    if web.is_htmx_partial():
+        return _screen("done", message=str(DONE_MESSAGES[change.action]))
+    return web.redirect_to("certificates.certificate")
+
+
+@bp.get("/crl.der")
+def crl():
+    authority = _authority()
+    if authority is None:
+        abort(404)
+    return Response(current_crl(get_db(), authority, _now()), mimetype=CRL_MIMETYPE)
+
+
+def _ocsp_answer(request_der: bytes) -> Response:
+    authority = _authority()
+    if authority is None:
+        return Response(ca.unauthorized_response(), status=404, mimetype=OCSP_RESPONSE_MIMETYPE)
+    db = get_db()
+    answer, well_formed = ca.answer_ocsp(authority, request_der, lambda serial: ocsp_status(db, serial), _now())
+    return Response(answer, status=200 if well_formed else 400, mimetype=OCSP_RESPONSE_MIMETYPE)
+
+
+@bp.get("/ocsp/<path:encoded>")
+def ocsp_get(encoded: str):
+    """RFC 6960 A.1: GET {url}/{url-encoding of base64 of the DER request}; base64 may hold '/' and '//'."""
+    try:
+        request_der = base64.b64decode(encoded, validate=True)
+    except ValueError:
+        request_der = b""
+    return _ocsp_answer(request_der)
+
+
+@bp.post("/ocsp")
+def ocsp_post():
+    return _ocsp_answer(request.get_data(cache=False))
+
+
+csrf.exempt(ocsp_post)
+
+
+# Command line ----------------------------------------------------------------
+
+certificates_cli = AppGroup("certificates", help="Certificate status: the export of changes, the demo certificates.")
+
+
+@certificates_cli.command("export")
+@click.option("--since", metavar="TIMESTAMP", default="0",
+              help="Only changes at or after this time: UNIX seconds or ISO 8601 (UTC when no zone is given).")
+def export_command(since: str) -> None:
+    """Print status changes (suspend, resume, revoke) as JSON lines, oldest first."""
+    try:
+        start = parse_since(since)
+    except ValueError:
+        raise click.BadParameter("give UNIX seconds or an ISO 8601 time", param_hint="--since") from None
+    db = get_db()
+    count = 0
+    for line in export_lines(db, start):
+        click.echo(line)
+        count += 1
+    audit.record(db, _now(), "admin.certificates_export", "ok", changes=count)
+
+
+@certificates_cli.command("pem")
+@click.argument("card_serial")
+def pem_command(card_serial: str) -> None:
+    """Print the newest certificate of a card as PEM (for `openssl ocsp -cert`); the CA's is instance/ca.pem."""
+    row = store.latest_card_certificate(get_db(), card_serial)
+    if row is None or row["der"] is None:
+        raise click.ClickException("no certificate issued by this portal for that card")
+    cert = x509.load_der_x509_certificate(row["der"])
+    click.echo(cert.public_bytes(Encoding.PEM).decode(), nl=False)
