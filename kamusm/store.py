@@ -10,6 +10,7 @@ in PRAGMA user_version; a migration never drops data.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,9 @@ def connect(path: str | Path) -> sqlite_utils.Database:
     isolation_level=None hands transaction control to `write()`; synchronous=FULL
     because vault secrets are written through the same connections.
     """
+    if str(path) != ":memory:" and not os.path.exists(path):
+        # Created owner-only: it holds sealed secrets and password hashes (SQLite gives -wal/-shm the same mode).
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                            check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")

@@ -54,3 +54,7 @@ def test_captcha_off_works_in_demo(app_config):
 def test_instance_keys_are_private(app):
     key_file = Path(app.instance_path) / "secret_key"
     assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_database_file_is_private(app):
+    assert (Path(app.instance_path) / "kamusm.db").stat().st_mode & 0o777 == 0o600
