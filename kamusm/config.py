@@ -74,6 +74,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KAMUSM_SMTP_USER", "", _str, "smtp mail backend: login name; empty sends without logging in."),
     Setting("KAMUSM_SMTP_PASSWORD", "", _str, "smtp mail backend: login password."),
     Setting("KAMUSM_SMTP_TIMEOUT", 10, _int, "smtp mail backend: seconds to wait for the server."),
+    Setting("KAMUSM_SMTP_CA_FILE", "", _str,
+            "smtp mail backend: a PEM CA bundle that verifies the server's certificate (an institution's own "
+            "CA); empty uses the system's CAs. Verification is never turned off."),
     Setting("KAMUSM_MAIL_FROM", "kamusm@localhost", _str, "The From address of the portal's mail."),
     Setting("KAMUSM_EMAIL_DOMAINS", [], _list,
             "Comma list of institutional e-mail domains; empty allows any."),

@@ -35,6 +35,7 @@ class SmtpSettings:
     password: str
     timeout_seconds: int
     sender: str
+    ca_file: str = ""  # a CA bundle to verify the server with (an institution's own CA); empty: the system's
 
 
 class MailBackend(Protocol):
@@ -68,7 +69,7 @@ class SmtpMail:
 
     def deliver(self, recipient: str, subject: str, body: str) -> None:
         settings = self._settings
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=settings.ca_file or None)
         try:
             if settings.security == "tls":
                 client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout_seconds,
@@ -90,7 +91,7 @@ def make_backend(config: dict, db, clock: Callable[[], float]) -> MailBackend:
         return SmtpMail(SmtpSettings(config["KAMUSM_SMTP_HOST"], config["KAMUSM_SMTP_PORT"],
                                      config["KAMUSM_SMTP_SECURITY"], config["KAMUSM_SMTP_USER"],
                                      config["KAMUSM_SMTP_PASSWORD"], config["KAMUSM_SMTP_TIMEOUT"],
-                                     config["KAMUSM_MAIL_FROM"]))
+                                     config["KAMUSM_MAIL_FROM"], config["KAMUSM_SMTP_CA_FILE"]))
     return OutboxMail(db, clock)
 
 

@@ -159,3 +159,65 @@ def test_retry_command_reports_failures(app_config):
         mail.queue_mail(get_db(), None, "x@demo.edu.tr", "s", "b", 0.0)
     result = app.test_cli_runner().invoke(args=["kamusm", "mail", "retry"])
     assert result.exit_code == 1 and "0 sent, 1 still failing" in result.output
+
+
+def self_signed(tmp_path):
+    """A certificate for 127.0.0.1 and its key, as PEM files; the certificate doubles as the CA bundle."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "smtp.pem", tmp_path / "smtp.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_starttls_and_login_against_a_real_server(app_config, tmp_path):
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult
+
+    cert_path, key_path = self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert_path, key_path)
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.login == b"kamusm" and auth_data.password == b"mail-secret")
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=tls, require_starttls=True,
+                            authenticator=authenticator, auth_require_tls=True)
+    controller.start()
+    try:
+        settings = dict(KAMUSM_SMTP_SECURITY="starttls", KAMUSM_SMTP_USER="kamusm", KAMUSM_SMTP_PASSWORD="mail-secret",
+                        KAMUSM_SMTP_CA_FILE=str(cert_path))
+        app = smtp_app(app_config, port, **settings)
+        ask(app.test_client(), SELIN["identity"])
+        assert logins == [(b"kamusm", b"mail-secret")] and len(inbox.messages) == 1
+        untrusted = smtp_app(app_config, port, **{**settings, "KAMUSM_SMTP_CA_FILE": ""})
+        ask(untrusted.test_client(), SELIN["identity"])
+        assert len(inbox.messages) == 1, "a server whose certificate does not verify must get nothing"
+        wrong = smtp_app(app_config, port, **{**settings, "KAMUSM_SMTP_PASSWORD": "wrong"})
+        ask(wrong.test_client(), SELIN["identity"])
+        assert len(inbox.messages) == 1
+    finally:
+        controller.stop()
