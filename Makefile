@@ -12,7 +12,7 @@ BUILD_PACKAGES := swig libpcsclite-dev gcc python3-dev
 CARD_PACKAGES := pcscd vsmartcard-vpcd
 VPCD_DRIVER := /usr/lib/pcsc/drivers/serial/libifdvpcd.so
 
-.PHONY: run demo-helper test setup translations messages system-test-deps clean
+.PHONY: run demo-helper test lint setup translations messages system-test-deps clean
 
 run: setup
 	KAMUSM_DEMO=1 $(FLASK) kamusm init
@@ -24,8 +24,15 @@ run: setup
 demo-helper: setup
 	KAMUSM_DEMO=1 $(FLASK) kamusm helper --backend sim --origin http://127.0.0.1:5000 --home instance/demo-helper
 
-test: setup system-test-deps
+test: setup system-test-deps lint
 	$(PY) -m pytest tests
+
+# ruff (style and bugs), bandit (security, medium and up) and pip-audit over the pinned requirements.
+# pip-audit passes when its advisory service cannot be reached, and fails on any finding.
+lint: setup
+	$(VENV)/bin/ruff check --config .ci/ruff.toml app.py kamusm tests bench
+	$(VENV)/bin/bandit -q -r kamusm -ll
+	$(VENV)/bin/pip-audit -r requirements.txt --no-deps --disable-pip --progress-spinner off
 
 setup: $(VENV)/.installed translations
 

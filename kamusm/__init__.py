@@ -38,7 +38,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.update(
         DATABASE=str(instance_path / "kamusm.db"),
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
-        WTF_CSRF_SSL_STRICT=False,  # Referrer-Policy no-referrer removes the Referer it wants; Origin is checked instead.
+        # Referrer-Policy no-referrer removes the Referer this check wants; web.refuse_cross_site checks instead.
+        WTF_CSRF_SSL_STRICT=False,
         WTF_CSRF_TIME_LIMIT=None,  # the token dies with the server-side session, which has its own timeouts
         BABEL_DEFAULT_LOCALE="tr",
         CLOCK=time.time,

@@ -10,13 +10,13 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from kamusm import audit, certificates, mail, reset, roster, store, vault
-from kamusm.db import get_db
 from kamusm.config import settings_markdown
 from kamusm.contact import normalize_email, normalize_phone
-from kamusm.errors import ValidationError
-from kamusm.identity import normalize_identity
+from kamusm.db import get_db
 from kamusm.demo import load_demo_holders
+from kamusm.errors import ValidationError
 from kamusm.helper import helper_command
+from kamusm.identity import normalize_identity
 
 kamusm_cli = AppGroup("kamusm", help="kamusm portal administration.")
 
@@ -153,7 +153,8 @@ def holder_show_command(identity: str) -> None:
         "locked": holder["locked_until"] > now,
         "cards": [{"serial": card["serial"], "cert_issued": card["cert_issued"],
                    "secrets_stored": bool(store.card_secrets(db, holder["id"], card["serial"])),
-                   "pin_replaced": card["pin_replaced_at"] is not None} for card in store.holder_cards(db, holder["id"])],
+                   "pin_replaced": card["pin_replaced_at"] is not None}
+                  for card in store.holder_cards(db, holder["id"])],
     }, ensure_ascii=False, indent=2))
 
 

@@ -156,8 +156,8 @@ def check_settings(values: dict[str, Any]) -> None:
         raise ConfigError(f"KAMUSM_LOCKOUT_THRESHOLD must be 1 to {LOCKOUT_THRESHOLD_MAX}")
     if values["KAMUSM_SMS_BACKEND"] not in {"outbox", "console", "http"}:
         raise ConfigError("KAMUSM_SMS_BACKEND must be outbox, console or http")
-    if values["KAMUSM_SMS_BACKEND"] == "http" and not values["KAMUSM_SMS_HTTP_URL"]:
-        raise ConfigError("KAMUSM_SMS_BACKEND=http needs KAMUSM_SMS_HTTP_URL")
+    if values["KAMUSM_SMS_BACKEND"] == "http" and not values["KAMUSM_SMS_HTTP_URL"].startswith(("https://", "http://")):
+        raise ConfigError("KAMUSM_SMS_BACKEND=http needs KAMUSM_SMS_HTTP_URL, an http(s):// URL")
     if values["KAMUSM_MAIL_BACKEND"] not in {"outbox", "smtp"}:
         raise ConfigError("KAMUSM_MAIL_BACKEND must be outbox or smtp")
     if values["KAMUSM_SMTP_SECURITY"] not in {"starttls", "tls", "none"}:
@@ -187,5 +187,6 @@ def settings_markdown() -> str:
         elif isinstance(default, list):
             default = ",".join(default) or "(any)"
         lines.append(f"| {setting.name} | `{default}` | {setting.help.replace('|', '/')} |")
-    lines += ["| KAMUSM_INSTANCE | `./instance` | The instance folder: kamusm.db, secret_key, vault.key, kamusm.toml. |"]
+    lines += ["| KAMUSM_INSTANCE | `./instance` | The instance folder: kamusm.db, secret_key, vault.key, "
+              "kamusm.toml. |"]
     return "\n".join(lines) + "\n"

@@ -58,7 +58,8 @@ def change():
         return _take_code(form.get("code", ""))
     try:
         if "email" in form:
-            pending = {"field": "email", "value": normalize_email(form["email"], current_app.config["KAMUSM_EMAIL_DOMAINS"])}
+            email = normalize_email(form["email"], current_app.config["KAMUSM_EMAIL_DOMAINS"])
+            pending = {"field": "email", "value": email}
         elif "phone" in form:
             pending = {"field": "phone", "value": normalize_phone(form["phone"])}
         else:

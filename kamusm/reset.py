@@ -18,8 +18,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 
 from kamusm import audit, mail, store, web
-from kamusm.db import get_db
 from kamusm.contact import email_domain_allowed
+from kamusm.db import get_db
 from kamusm.errors import ValidationError
 from kamusm.extensions import limiter
 from kamusm.identity import normalize_identity
@@ -154,7 +154,8 @@ def reset(token: str):
     word_hash = current_app.extensions["kamusm.hasher"].hash(word)
     if not set_security_word(db, holder, row, word_hash, now, request.remote_addr or ""):
         return web.render_screen("reset", "invalid", status=404)
-    return web.render_screen("reset", "done", message=_("Güvenlik sözcüğünüz kaydedildi. Yeni sözcüğünüzle giriş yapabilirsiniz."))
+    return web.render_screen("reset", "done", message=_(
+        "Güvenlik sözcüğünüz kaydedildi. Yeni sözcüğünüzle giriş yapabilirsiniz."))
 
 
 @bp.route("/forgot", methods=["GET", "POST"])
@@ -173,9 +174,11 @@ def forgot():
     if issued is not None:
         holder, token = issued
         body = _("Sayın %(name)s,\n\nGüvenlik sözcüğünüzü yenilemek için aşağıdaki bağlantıyı 30 dakika içinde "
-                 "açınız. Bu isteği siz yapmadıysanız bu e-postayı dikkate almayınız; sözcüğünüz değişmez.\n\n%(link)s\n",
+                 "açınız. Bu isteği siz yapmadıysanız bu e-postayı dikkate almayınız; sözcüğünüz "
+                 "değişmez.\n\n%(link)s\n",
                  name=holder["name"], link=link_for(token))
-        mail_id = mail.queue_mail(db, holder["id"], holder["email"], _("Güvenlik sözcüğü yenileme bağlantısı"), body, now)
+        subject = _("Güvenlik sözcüğü yenileme bağlantısı")
+        mail_id = mail.queue_mail(db, holder["id"], holder["email"], subject, body, now)
         app = current_app._get_current_object()
         # Delivered after the answer is sent, so a known ID does not answer slower than an unknown one.
         response.call_on_close(lambda: deliver_after_response(app, mail_id))

@@ -68,7 +68,8 @@ class HttpSms:
             if attempt:
                 time.sleep(RETRY_PAUSE_SECONDS)
             try:
-                with urllib.request.urlopen(request, timeout=self._timeout_seconds) as response:
+                # config.check_settings admits only http(s):// gateway URLs, hence the nosec.
+                with urllib.request.urlopen(request, timeout=self._timeout_seconds) as response:  # nosec B310
                     if 200 <= response.status < 300:
                         return
                     reason = f"HTTP {response.status}"

@@ -272,10 +272,11 @@ def upsert_holder(db: sqlite_utils.Database, holder: dict, now: float) -> int:
 
 
 def set_contact(db: sqlite_utils.Database, holder_id: int, field: str, value: str) -> None:
-    """Set the holder's verified e-mail or phone."""
-    column = {"email": "email", "phone": "phone"}[field]
+    """Set the holder's verified e-mail or phone (field "email" or "phone"; KeyError for anything else)."""
+    statement = {"email": "UPDATE holders SET email = ? WHERE id = ?",
+                 "phone": "UPDATE holders SET phone = ? WHERE id = ?"}[field]
     with write(db):
-        db.execute(f"UPDATE holders SET {column} = ? WHERE id = ?", [value, holder_id])
+        db.execute(statement, [value, holder_id])
 
 
 def set_word_hash(db: sqlite_utils.Database, holder_id: int, word_hash: str) -> None:
@@ -591,14 +592,12 @@ def cards_without_certificate(db: sqlite_utils.Database, holder_id: int | None =
                               count_revoked: bool = True) -> list[dict]:
     """Cards (of one holder, or all) with no certificate row; with count_revoked=False,
     also the cards whose every certificate is revoked."""
-    counted = "" if count_revoked else "AND certificates.status != 'revoked'"
-    sql = f"""SELECT cards.*, holders.name FROM cards JOIN holders ON holders.id = cards.holder_id
-              WHERE NOT EXISTS (SELECT 1 FROM certificates WHERE certificates.card_serial = cards.serial {counted})"""
-    params: list[Any] = []
-    if holder_id is not None:
-        sql += " AND cards.holder_id = ?"
-        params.append(holder_id)
-    return list(db.query(sql + " ORDER BY cards.id", params))
+    return list(db.query(
+        """SELECT cards.*, holders.name FROM cards JOIN holders ON holders.id = cards.holder_id
+           WHERE NOT EXISTS (SELECT 1 FROM certificates WHERE certificates.card_serial = cards.serial
+                             AND (:count_revoked OR certificates.status != 'revoked'))
+             AND (:holder_id IS NULL OR cards.holder_id = :holder_id)
+           ORDER BY cards.id""", {"count_revoked": int(count_revoked), "holder_id": holder_id}))
 
 
 def insert_certificate(db: sqlite_utils.Database, holder_id: int, card_serial: str, serial_hex: str | None,

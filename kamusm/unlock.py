@@ -52,7 +52,7 @@ def check_new_pin(new_pin: str, confirm: str) -> str:
         raise ValidationError(_l("PIN %(low)d-%(high)d rakamdan oluşmalıdır.", low=PIN_MIN_DIGITS, high=PIN_MAX_DIGITS),
                               "new_pin")
     digits = [int(char) for char in new_pin]
-    steps = {later - earlier for earlier, later in zip(digits, digits[1:])}
+    steps = {later - earlier for earlier, later in zip(digits, digits[1:], strict=False)}
     if len(set(digits)) == 1 or steps in ({1}, {-1}):
         raise ValidationError(_l("Tek rakamın tekrarı ya da ardışık rakamlar PIN olamaz."), "new_pin")
     if new_pin != confirm:
@@ -120,7 +120,8 @@ def seal_for_helper():
         return _refuse(429, _("Bugün için kilit çözme deneme sınırına ulaştınız. Lütfen yarın tekrar deneyiniz."))
     puk = vault.read_secrets(db, vault.app_keyring(), holder_id, card["serial"]).get("puk")
     if not puk:
-        return _refuse(409, _("PUK bilginiz silindiği için kilit çözme çevrimiçi yapılamaz. Lütfen kurumunuzla görüşünüz."))
+        return _refuse(409, _("PUK bilginiz silindiği için kilit çözme çevrimiçi yapılamaz. "
+                              "Lütfen kurumunuzla görüşünüz."))
     try:
         sealed, seal_id = sealing.seal_puk(request.form.get("helper_key", ""), card["serial"], puk, now)
     except sealing.SealError:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask_babel import lazy_gettext as _l
 
 from kamusm.errors import ValidationError
-from flask_babel import lazy_gettext as _l
 
 SECURITY_WORD_MAX_LENGTH = 128
 _DUMMY_WORD = "kamusm-dummy-security-word"

@@ -33,8 +33,9 @@ def authority(tmp_path) -> ca.Authority:
 
 
 def ocsp_request(cert: x509.Certificate, issuer: x509.Certificate, nonce: bytes | None = None,
-                 algorithm: hashes.HashAlgorithm = hashes.SHA1()) -> bytes:
-    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, algorithm)
+                 algorithm: hashes.HashAlgorithm | None = None) -> bytes:
+    """An OCSP request; SHA-1 is what openssl and most clients send for the CertID."""
+    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, algorithm or hashes.SHA1())
     if nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
     return builder.build().public_bytes(serialization.Encoding.DER)

@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from kamusm import helper
 from kamusm.card.reader import SIM_READER_NAME, SimBackend
 from kamusm.card.sim import SimCard
-from kamusm.helper.service import KEY_FILE_NAME, MAX_BODY_BYTES, USED_SEALS_FILE_NAME
 from kamusm.helper import (
     HelperSetupError,
     UsedSeals,
@@ -32,6 +31,7 @@ from kamusm.helper import (
     make_server,
     normalize_origin,
 )
+from kamusm.helper.service import KEY_FILE_NAME, MAX_BODY_BYTES, USED_SEALS_FILE_NAME
 from kamusm.sealing import SEAL_TTL_SECONDS, SealError, b64decode, b64encode, public_key_bytes, seal_puk
 
 ORIGIN = "https://portal.example"

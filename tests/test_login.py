@@ -217,8 +217,8 @@ def test_code_works_once(client, auth, app):
     assert client.post("/login/code", data={"csrf_token": token, "code": code}).headers["Location"] == "/menu"
     # Replaying the same POST after login: the attempt is over, the code is spent.
     with app.app_context():
-        from kamusm.db import get_db
         from kamusm import otp
+        from kamusm.db import get_db
         from kamusm.errors import CodeExpired
         attempt = next(iter(get_db().query("SELECT attempt FROM sms_codes ORDER BY id DESC LIMIT 1")))["attempt"]
         with pytest.raises(CodeExpired):

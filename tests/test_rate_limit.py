@@ -2,7 +2,7 @@
 import pytest
 
 from kamusm import create_app
-from tests.conftest import load_demo, AuthActions, csrf_token
+from tests.conftest import AuthActions, csrf_token, load_demo
 
 
 @pytest.fixture

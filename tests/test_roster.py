@@ -69,7 +69,8 @@ def test_reimport_updates_and_never_duplicates(runner, db, tmp_path, app):
     changed = GOOD[0].replace("+905430000010", "+905439999999").replace("123456,", "654321,")
     result = runner.invoke(args=["kamusm", "import", write(tmp_path, changed, GOOD[1])])
     assert result.exit_code == 0
-    assert db.execute("SELECT count(*) FROM holders WHERE identity IN ('10000000450', '10000000528')").fetchone()[0] == 2
+    holders = db.execute("SELECT count(*) FROM holders WHERE identity IN ('10000000450', '10000000528')")
+    assert holders.fetchone()[0] == 2
     assert db.execute("SELECT count(*) FROM cards WHERE serial IN ('15000010', '15000011')").fetchone()[0] == 2
     deniz = store.find_holder(db, "10000000450")
     assert deniz["phone"] == "+905439999999"

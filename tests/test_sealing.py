@@ -50,7 +50,8 @@ def test_tampered_is_refused(helper_key):
         open_seal(helper_key, json.dumps(seal), "14000001", NOW)
 
 
-@pytest.mark.parametrize("bad", ["", "{", "[]", '{"v": 2}', '{"v": 1, "epk": "!!", "nonce": "", "ct": ""}', "x" * 10_000])
+@pytest.mark.parametrize("bad", ["", "{", "[]", '{"v": 2}', '{"v": 1, "epk": "!!", "nonce": "", "ct": ""}',
+                                 "x" * 10_000])
 def test_malformed_is_refused(helper_key, bad):
     with pytest.raises(SealError):
         open_seal(helper_key, bad, "14000001", NOW)
@@ -77,6 +78,7 @@ def test_well_sealed_nonsense_is_refused(helper_key, content):
     key = sealing._key(shared, ephemeral_public, public_key_bytes(helper_key))
     nonce = os.urandom(12)
     ciphertext = AESGCM(key).encrypt(nonce, content, sealing._aad("14000001"))
-    seal = json.dumps({"v": 1, "epk": b64encode(ephemeral_public), "nonce": b64encode(nonce), "ct": b64encode(ciphertext)})
+    seal = json.dumps({"v": 1, "epk": b64encode(ephemeral_public), "nonce": b64encode(nonce),
+                       "ct": b64encode(ciphertext)})
     with pytest.raises(SealError):
         open_seal(helper_key, seal, "14000001", NOW)

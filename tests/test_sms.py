@@ -8,7 +8,7 @@ import pytest
 from kamusm import create_app, store
 from kamusm.errors import SmsFailed
 from kamusm.sms import ConsoleSms, HttpSms
-from tests.conftest import load_demo, SELIN, AuthActions
+from tests.conftest import SELIN, AuthActions, load_demo
 
 
 class Gateway:

@@ -192,7 +192,8 @@ class SimCard:
         return self._puk.tries_left
 
     def __repr__(self) -> str:
-        return f"SimCard(serial={self._serial!r}, pin_tries_left={self.pin_tries_left}, puk_tries_left={self.puk_tries_left})"
+        return (f"SimCard(serial={self._serial!r}, pin_tries_left={self.pin_tries_left}, "
+                f"puk_tries_left={self.puk_tries_left})")
 
     def reset(self) -> None:
         """Power cycle or warm reset: forget verified references and the selected file."""

@@ -38,8 +38,18 @@ import click
 from flask import current_app, has_app_context
 
 from kamusm.helper.server import HelperRequestHandler, HelperServer, make_server, normalize_origin, serve
-from kamusm.helper.service import (BACKENDS, DEFAULT_PORT, DEFAULT_PORTAL_ORIGIN, HELPER_VERSION, Helper,
-                                   HelperSetupError, UsedSeals, default_home, log, make_backend)
+from kamusm.helper.service import (
+    BACKENDS,
+    DEFAULT_PORT,
+    DEFAULT_PORTAL_ORIGIN,
+    HELPER_VERSION,
+    Helper,
+    HelperSetupError,
+    UsedSeals,
+    default_home,
+    log,
+    make_backend,
+)
 
 __all__ = ["BACKENDS", "DEFAULT_PORT", "HELPER_VERSION", "Helper", "HelperRequestHandler", "HelperServer",
            "HelperSetupError", "UsedSeals", "helper_command", "main", "make_backend", "make_server",

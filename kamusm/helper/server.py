@@ -15,10 +15,24 @@ from kamusm.card import apdu
 from kamusm.card.apdu import CardError
 from kamusm.card.pcsc import PcscBackend
 from kamusm.card.reader import CardBackend
-from kamusm.helper.service import (BIND_ADDRESS, CLIENT_TIMEOUT_SECONDS, DRAIN_CHUNK_BYTES, FORBIDDEN_ORIGIN,
-                                   HELPER_VERSION, MAX_BODY_BYTES, MAX_DRAIN_BYTES, PREFLIGHT_MAX_AGE_SECONDS,
-                                   SERVE_POLL_SECONDS, Helper, HelperSetupError, RequestError, http_status, log,
-                                   make_backend)
+from kamusm.helper.service import (
+    BIND_ADDRESS,
+    CLIENT_TIMEOUT_SECONDS,
+    DRAIN_CHUNK_BYTES,
+    FORBIDDEN_ORIGIN,
+    HELPER_VERSION,
+    MAX_BODY_BYTES,
+    MAX_DRAIN_BYTES,
+    PREFLIGHT_MAX_AGE_SECONDS,
+    SERVE_POLL_SECONDS,
+    Helper,
+    HelperSetupError,
+    RequestError,
+    http_status,
+    log,
+    make_backend,
+)
+
 
 def _fields(body: dict[str, Any], names: tuple[str, ...]) -> tuple[dict[str, str], bool]:
     """The required string fields ``names`` and the optional boolean confirm_last_try of ``body``.
