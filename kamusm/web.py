@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import sqlite3
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ from flask import (
     current_app,
     g,
     has_request_context,
+    make_response,
     redirect,
     render_template,
     request,
@@ -170,6 +172,15 @@ def register_error_pages(app: Flask) -> None:
     @app.errorhandler(KamusmError)
     def kamusm_error(error: KamusmError):
         return _error_page(error.status, str(error))
+
+    @app.errorhandler(sqlite3.OperationalError)
+    def storage_unavailable(error: sqlite3.OperationalError):
+        # Locked past the busy timeout, read-only, or full: the write was rolled back, nothing is half-done.
+        current_app.logger.error("storage unavailable: %s", error)
+        response = make_response(_error_page(503, _(
+            "Sistem şu anda isteğinizi kaydedemiyor. Hiçbir bilginiz değişmedi; lütfen biraz sonra tekrar deneyiniz.")))
+        response.headers["Retry-After"] = "30"
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

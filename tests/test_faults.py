@@ -1,0 +1,90 @@
+"""Faults: a locked database, a slow SMS gateway, an import killed midway. A clear message, nothing lost."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from kamusm import create_app, store
+from tests.conftest import SELIN, AuthActions, csrf_token, load_demo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_database_locked_past_the_busy_timeout_is_a_clear_503(client, app, db):
+    token = csrf_token(client, "/forgot")
+    blocker = store.connect(app.config["DATABASE"])
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        response = client.post("/forgot", data={"csrf_token": token, "identity": SELIN["identity"]})
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.conn.close()
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503 and "Hiçbir bilginiz değişmedi" in page
+    assert "locked" not in page and response.headers["Retry-After"] == "30"
+    assert db.execute("SELECT count(*) FROM tokens").fetchone()[0] == 0
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert client.post("/forgot", data={"csrf_token": token, "identity": SELIN["identity"]}).status_code == 200
+
+
+class SlowGateway(BaseHTTPRequestHandler):
+    def do_POST(self):
+        time.sleep(2)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_slow_sms_gateway_times_out_with_a_clear_message(app_config, db):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowGateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        app = create_app({**app_config, "KAMUSM_SMS_BACKEND": "http", "KAMUSM_SMS_HTTP_TIMEOUT": 1,
+                          "KAMUSM_SMS_HTTP_RETRIES": 0,
+                          "KAMUSM_SMS_HTTP_URL": f"http://127.0.0.1:{server.server_port}/send"})
+        load_demo(app)
+        auth = AuthActions(app.test_client(), app)
+        auth.word()
+        response = auth.send_sms()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert response.status_code == 503 and "SMS şu anda gönderilemedi" in response.get_data(as_text=True)
+    connection = store.connect(app.config["DATABASE"])
+    outcomes = [row["outcome"] for row in store.audit_entries(connection) if row["event"] == "login.sms"]
+    connection.conn.close()
+    assert outcomes == ["gateway_failed"]
+
+
+def test_import_killed_midway_imports_nothing_and_leaves_the_database_sound(app, db, tmp_path):
+    from tests.test_roster import HEADER
+    from kamusm.identity import tckn_checksum_ok
+
+    identities = (str(number) for number in range(20_000_000_000, 30_000_000_000) if tckn_checksum_ok(str(number)))
+    roster = tmp_path / "big.csv"
+    with roster.open("w") as handle:
+        handle.write(HEADER)
+        for index, identity in zip(range(40_000), identities, strict=False):
+            handle.write(f"{identity},Holder {index},+90543{index:07d},h{index}@demo.edu.tr,K{index:08d},"
+                         f"2015-01-01,{index % 900000 + 100000},{index % 90000000 + 10000000},\n")
+    env = {**os.environ, "KAMUSM_INSTANCE": app.instance_path, "KAMUSM_DEMO": "0"}
+    process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "kamusm", "import", str(roster)],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    wal = Path(app.config["DATABASE"] + "-wal")
+    while time.monotonic() < deadline and process.poll() is None:
+        if wal.exists() and wal.stat().st_size > 2_000_000:  # well into the single import transaction
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "the import finished before it could be killed"
+    assert db.execute("SELECT count(*) FROM holders").fetchone()[0] == 3  # the demo holders only
+    assert db.execute("SELECT count(*) FROM secrets").fetchone()[0] == 6
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
