@@ -63,8 +63,8 @@ def test_slow_sms_gateway_times_out_with_a_clear_message(app_config, db):
 
 
 def test_import_killed_midway_imports_nothing_and_leaves_the_database_sound(app, db, tmp_path):
-    from tests.test_roster import HEADER
     from kamusm.identity import tckn_checksum_ok
+    from tests.test_roster import HEADER
 
     identities = (str(number) for number in range(20_000_000_000, 30_000_000_000) if tckn_checksum_ok(str(number)))
     roster = tmp_path / "big.csv"
