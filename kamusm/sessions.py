@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sqlite3
 import time
 
 from flask import Flask, Request, Response
@@ -37,6 +38,7 @@ class ServerSession(CallbackDict, SessionMixin):
         self.rotate_requested = False
         self.destroy_requested = False
         self.expired_on_open = False
+        self.storage_error: sqlite3.Error | None = None
 
     def rotate(self) -> None:
         """Give this session a new id at the end of the request (session fixation)."""
@@ -67,7 +69,14 @@ class SqliteSessionInterface(SessionInterface):
         now = self._clock()
         if not token or len(token) > 100:
             return ServerSession(created_at=now)
-        row = store.load_session(self._db_factory(), _hash(token))
+        try:
+            row = store.load_session(self._db_factory(), _hash(token))
+        except sqlite3.Error as exc:
+            # The database cannot be read: hand out an empty session so the error page can render;
+            # web.raise_storage_error turns the fault into a 503 before any view runs.
+            unavailable = ServerSession(created_at=now)
+            unavailable.storage_error = exc
+            return unavailable
         if row is None:
             return ServerSession(created_at=now)
         idle = app.config["KAMUSM_SESSION_IDLE_SECONDS"]
@@ -82,6 +91,8 @@ class SqliteSessionInterface(SessionInterface):
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
         from flask import request
 
+        if session.storage_error is not None:
+            return
         name = cookie_name(request)
         db = self._db_factory()
         now = self._clock()

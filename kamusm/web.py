@@ -27,11 +27,12 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import HTTPException
 
 from kamusm.errors import KamusmError
@@ -79,6 +80,13 @@ def select_locale() -> str:
     return request.accept_languages.best_match(LANGUAGES) or "tr"
 
 
+def raise_storage_error() -> None:
+    """A database fault met while opening the session becomes the storage error page (503)."""
+    error = getattr(session, "storage_error", None)
+    if error is not None:
+        raise error
+
+
 def refuse_cross_site() -> None:
     """Refuse state-changing requests that a browser marks as coming from another site.
 
@@ -122,6 +130,14 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
+def page_csrf_token() -> str:
+    """The CSRF token for a page; empty when the session could not be opened (an error page about storage)."""
+    try:
+        return generate_csrf()
+    except (AssertionError, sqlite3.Error):
+        return ""
+
+
 def template_context() -> dict[str, Any]:
     return {"current_locale": str(get_locale() or "tr"), "cache_buster": secrets.token_hex(4)}
 
@@ -156,9 +172,11 @@ def init_app(app: Flask) -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(existing, RedactLinkTokens) for existing in logger.filters):
             logger.addFilter(RedactLinkTokens())
+    app.before_request(raise_storage_error)
     app.before_request(refuse_cross_site)
     app.after_request(add_security_headers)
     app.context_processor(template_context)
+    app.jinja_env.globals["page_csrf_token"] = page_csrf_token  # a global, so imported macros see it too
     app.add_template_filter(format_timestamp, "datetime")
     app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))
     register_error_pages(app)
@@ -197,4 +215,8 @@ def register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(500)
     def server_error(error: Exception):
+        # A storage fault while saving the session happens after the view, where only 500 handlers run.
+        original = getattr(error, "original_exception", None)
+        if isinstance(original, sqlite3.OperationalError):
+            return storage_unavailable(original)
         return _error_page(500, _("Beklenmeyen bir hata oluştu. Lütfen daha sonra tekrar deneyiniz."))

@@ -8,6 +8,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+
 from kamusm import create_app, store
 from tests.conftest import SELIN, AuthActions, csrf_token, load_demo
 
@@ -88,3 +90,61 @@ def test_import_killed_midway_imports_nothing_and_leaves_the_database_sound(app,
     assert db.execute("SELECT count(*) FROM holders").fetchone()[0] == 3  # the demo holders only
     assert db.execute("SELECT count(*) FROM secrets").fetchone()[0] == 6
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.fixture
+def small_disk(tmp_path, app_config):
+    """An instance folder on its own 4 MiB tmpfs (root can mount here; CI runs as root)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        message = f"cannot mount a tmpfs for the disk tests: {mounted.stderr.decode().strip()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    # PROPAGATE_EXCEPTIONS off as in production, so faults outside a view reach the error pages too.
+    app = create_app({**app_config, "KAMUSM_INSTANCE": str(folder / "instance"), "PROPAGATE_EXCEPTIONS": False})
+    load_demo(app)
+    yield app, folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def forgot_status(client, token):
+    return client.post("/forgot", data={"csrf_token": token, "identity": SELIN["identity"]}).status_code
+
+
+def test_disk_full_is_a_clear_503_and_recovers(small_disk):
+    app, folder = small_disk
+    client = app.test_client()
+    token = csrf_token(client, "/forgot")
+    filler = folder / "filler"
+    with filler.open("wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+    response = client.post("/forgot", data={"csrf_token": token, "identity": SELIN["identity"]})
+    assert response.status_code == 503 and "Hiçbir bilginiz değişmedi" in response.get_data(as_text=True)
+    filler.unlink()
+    assert forgot_status(client, token) == 200
+    connection = store.connect(app.config["DATABASE"])
+    assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    connection.conn.close()
+
+
+def test_read_only_instance_is_a_clear_503_and_recovers(small_disk):
+    app, folder = small_disk
+    client = app.test_client()
+    token = csrf_token(client, "/forgot")
+    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+    try:
+        response = client.post("/forgot", data={"csrf_token": token, "identity": SELIN["identity"]})
+        fresh = app.test_client().get("/login")
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(folder)], check=True)
+    assert response.status_code == 503 and "Hiçbir bilginiz değişmedi" in response.get_data(as_text=True)
+    assert fresh.status_code == 503
+    assert forgot_status(client, token) == 200

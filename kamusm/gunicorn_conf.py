@@ -1,0 +1,77 @@
+"""gunicorn settings for serving kamusm: `gunicorn -c kamusm/gunicorn_conf.py app:app` (`make serve`).
+
+Environment: KAMUSM_BIND (127.0.0.1:5000), KAMUSM_WORKERS (one per core, at
+least 2), KAMUSM_THREADS (4 per worker); the portal's own settings as usual
+(environment, then instance/kamusm.toml). Decisions and their reasons are in
+kamusm/serve.py; the figures behind them in bench/README.md.
+
+- gthread, not sync: a request can wait seconds on the SMS gateway or SMTP
+  (KAMUSM_SMS_HTTP_TIMEOUT x retries); a sync worker would be stuck for all of
+  it. Threads also hand a slow client back to the poller instead of holding a
+  worker, and keep-alive works. Argon2id releases the GIL, so hashes of one
+  worker's threads run on both cores.
+- Refuses to start (SystemExit naming the fix) with more than one worker and
+  RATELIMIT_STORAGE_URI=memory://, and when a redis:// storage does not answer.
+"""
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kamusm import serve  # noqa: E402
+
+_settings = serve.effective_settings()
+
+bind = os.environ.get("KAMUSM_BIND", serve.DEFAULT_BIND)
+workers = serve.workers_from(os.environ)
+worker_class = "gthread"
+threads = serve.threads_from(os.environ)
+
+# A worker silent this long is killed and replaced; above the SMS gateway's worst case
+# (5 s x 3 tries) so a slow gateway is an error message, not a killed worker.
+timeout = 30
+graceful_timeout = 30
+# Keep-alive between the reverse proxy (or a browser) and the worker.
+keepalive = 5
+# Bound memory growth of long-running workers; jitter so they do not all restart together.
+max_requests = 10000
+max_requests_jitter = 1000
+
+# Requests: a short line and few headers are enough for every screen (the app caps bodies at 64 KiB).
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+forwarded_allow_ips = serve.forwarded_allow_ips(_settings, os.environ)
+if not forwarded_allow_ips:
+    secure_scheme_headers = {}  # nobody may claim HTTPS for the client
+
+accesslog = "-"
+errorlog = "-"
+access_log_format = serve.access_log_format(_settings)
+logger_class = "kamusm.serve.AccessLogger"
+proc_name = "kamusm"
+# gunicorn 25+ opens a control socket at ~/.gunicorn/gunicorn.ctl by default: one path for every
+# server of the user (the bench and the tests run several), and a way around the worker check.
+control_socket_disable = True
+
+
+def on_starting(server):
+    """Refuse a configuration whose per-IP limits would not hold (gunicorn -w counts here)."""
+    settings = serve.effective_settings()
+    problem = (serve.storage_problem(settings, server.cfg.workers)
+               or serve.storage_unreachable(settings))
+    if problem:
+        server.log.error(problem)
+        raise SystemExit(problem)
+
+
+def nworkers_changed(server, new_value, old_value):
+    """SIGTTIN must not grow a memory:// server past one worker either."""
+    if old_value is None or new_value <= old_value:
+        return
+    problem = serve.storage_problem(serve.effective_settings(), new_value)
+    if problem:
+        server.log.error(problem)
+        server.num_workers = old_value

@@ -1,0 +1,160 @@
+"""The production server's decisions, as plain functions kamusm/gunicorn_conf.py calls.
+
+Kept out of the config file so they can be tested without starting gunicorn.
+Security assumptions:
+- The per-IP limits live in flask-limiter's storage. memory:// is a dict inside
+  one process, so with N workers an attacker gets N times every limit; the
+  server refuses that combination instead of running with limits that silently
+  multiply (the per-holder lockout and code single use are in SQLite and hold
+  across workers whatever the storage).
+- X-Forwarded-* are trusted only when KAMUSM_PROXIES says a proxy is in front.
+- Access log lines are formatted here and handed to the "gunicorn.access"
+  logger as one string, so kamusm.web.RedactLinkTokens sees (and redacts) the
+  path; the format carries no query string, referrer or user agent.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from gunicorn.glogging import Logger
+
+from kamusm.config import load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BIND = "127.0.0.1:5000"
+THREADS_PER_WORKER = 4
+# No query string (%(q)s, %(r)s), referrer or user agent: the path, status, size, time and worker pid.
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %(p)s'
+PROXIED_ACCESS_LOG_FORMAT = '%(h)s [%({x-forwarded-for}i)s] %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %(p)s'
+ONE_PROCESS_STORAGE = "memory://"
+
+
+def instance_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The instance folder create_app will use: KAMUSM_INSTANCE, else ./instance of the project."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("KAMUSM_INSTANCE") or PROJECT_ROOT / "instance").resolve()
+
+
+def effective_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The settings the workers will load: environment, then instance/kamusm.toml, then defaults.
+
+    Raises kamusm.errors.ConfigError for a value that does not parse.
+    """
+    environ = os.environ if environ is None else environ
+    return load_settings(instance_path(environ), dict(environ))
+
+
+def default_workers(cores: int | None = None) -> int:
+    """One worker process per core, at least two.
+
+    Argon2id is CPU-bound and releases the GIL, SQLite takes one writer at a
+    time: processes beyond the cores add BEGIN IMMEDIATE contention and
+    19 MiB per concurrent hash, not throughput. Two so one worker being
+    restarted never leaves the portal without an answer.
+    """
+    return max(2, cores or os.cpu_count() or 1)
+
+
+def workers_from(environ: Mapping[str, str]) -> int:
+    """KAMUSM_WORKERS, else default_workers(); raises SystemExit for a value that is not a positive integer."""
+    raw = environ.get("KAMUSM_WORKERS", "").strip()
+    if not raw:
+        return default_workers()
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"kamusm: KAMUSM_WORKERS must be a positive integer, not {raw!r}")
+    return int(raw)
+
+
+def threads_from(environ: Mapping[str, str]) -> int:
+    """KAMUSM_THREADS, else THREADS_PER_WORKER; raises SystemExit for a bad value."""
+    raw = environ.get("KAMUSM_THREADS", "").strip()
+    if not raw:
+        return THREADS_PER_WORKER
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"kamusm: KAMUSM_THREADS must be a positive integer, not {raw!r}")
+    return int(raw)
+
+
+def storage_problem(settings: Mapping[str, Any], workers: int) -> str | None:
+    """Why these settings must not be served by `workers` processes, or None when they may.
+
+    memory:// with the limits on counts per process: refused above one worker.
+    """
+    uri = str(settings["RATELIMIT_STORAGE_URI"]).strip()
+    if workers > 1 and settings["RATELIMIT_ENABLED"] and uri.lower().startswith(ONE_PROCESS_STORAGE):
+        return (f"kamusm: refusing to run {workers} workers with RATELIMIT_STORAGE_URI={uri}: "
+                f"memory:// counts per process, so every per-IP limit would silently become {workers} times "
+                "larger. Set RATELIMIT_STORAGE_URI=redis://HOST:PORT (shared by all workers), or run "
+                "KAMUSM_WORKERS=1.")
+    return None
+
+
+def storage_unreachable(settings: Mapping[str, Any]) -> str | None:
+    """Check a shared limiter storage answers; a message when it does not, else None.
+
+    Without it every limited POST would fail with a 500 at the first request.
+    """
+    uri = str(settings["RATELIMIT_STORAGE_URI"]).strip()
+    if not settings["RATELIMIT_ENABLED"] or uri.lower().startswith(ONE_PROCESS_STORAGE):
+        return None
+    from limits.errors import ConfigurationError
+    from limits.storage import storage_from_string
+    try:
+        reachable = storage_from_string(uri).check()
+    except (ConfigurationError, ValueError) as exc:
+        return f"kamusm: RATELIMIT_STORAGE_URI is not usable: {exc}"
+    if not reachable:
+        return f"kamusm: the rate-limit storage {_without_password(uri)} does not answer; refusing to start."
+    return None
+
+
+def _without_password(uri: str) -> str:
+    scheme, sep, rest = uri.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
+def forwarded_allow_ips(settings: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+    """Whose X-Forwarded-Proto gunicorn believes, as gunicorn's comma list: nobody without a
+    proxy (KAMUSM_PROXIES=0); with one, gunicorn's FORWARDED_ALLOW_IPS, else the proxy on
+    this machine (loopback). The app's ProxyFix counts the hops of X-Forwarded-For itself."""
+    if not settings["KAMUSM_PROXIES"]:
+        return ""
+    return environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+
+def access_log_format(settings: Mapping[str, Any]) -> str:
+    return PROXIED_ACCESS_LOG_FORMAT if settings["KAMUSM_PROXIES"] else ACCESS_LOG_FORMAT
+
+
+class AccessLogger(Logger):
+    """gunicorn's logger, but each access line reaches "gunicorn.access" as one finished string.
+
+    gunicorn passes its atoms as a mapping argument; a filter that rewrites
+    record.args then breaks the line (and the logging error prints the raw path,
+    token included). A finished string is what RedactLinkTokens rewrites best.
+    The filter is installed here as well, so a worker whose app did not install
+    it (the bare baseline of bench/load.py) is covered too.
+    """
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        from kamusm.web import RedactLinkTokens
+        for log in (self.access_log, self.error_log):  # gunicorn's error log names the URI of a failed request
+            if not any(isinstance(existing, RedactLinkTokens) for existing in log.filters):
+                log.addFilter(RedactLinkTokens())
+
+    def access(self, resp, req, environ, request_time) -> None:
+        if not self.access_log_enabled:
+            return
+        atoms = self.atoms_wrapper_class(self.atoms(resp, req, environ, request_time))
+        try:
+            line = self.cfg.access_log_format % atoms
+        except (KeyError, TypeError, ValueError):
+            self.error_log.exception("kamusm: bad access_log_format")
+            return
+        self.access_log.log(logging.INFO, line)
