@@ -20,7 +20,6 @@ from typing import Callable
 from flask import Blueprint, current_app, request, session
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 
 from kamusm import audit, captcha, otp, sms, store, web
@@ -110,13 +109,13 @@ def endpoint_for_stage(stage: str | None) -> str:
 bp = Blueprint("auth", __name__)
 
 
-class LoginForm(FlaskForm):
+class LoginForm(web.TextForm):
     identity = StringField()
     captcha = StringField()
     security_word = PasswordField()
 
 
-class CodeForm(FlaskForm):
+class CodeForm(web.TextForm):
     code = StringField()
 
 

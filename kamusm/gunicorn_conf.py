@@ -1,7 +1,8 @@
 """gunicorn settings for serving kamusm: `gunicorn -c kamusm/gunicorn_conf.py app:app` (`make serve`).
 
 Environment: KAMUSM_BIND (127.0.0.1:5000), KAMUSM_WORKERS (one per core, at
-least 2), KAMUSM_THREADS (4 per worker); the portal's own settings as usual
+least 2; 1 while RATELIMIT_STORAGE_URI is memory://), KAMUSM_THREADS (4 per
+worker); the portal's own settings as usual
 (environment, then instance/kamusm.toml). Decisions and their reasons are in
 kamusm/serve.py; the figures behind them in bench/README.md.
 
@@ -24,7 +25,7 @@ from kamusm import serve  # noqa: E402
 _settings = serve.effective_settings()
 
 bind = os.environ.get("KAMUSM_BIND", serve.DEFAULT_BIND)
-workers = serve.workers_from(os.environ)
+workers = serve.workers_from(os.environ, _settings)
 worker_class = "gthread"
 threads = serve.threads_from(os.environ)
 
@@ -34,9 +35,8 @@ timeout = 30
 graceful_timeout = 30
 # Keep-alive between the reverse proxy (or a browser) and the worker.
 keepalive = 5
-# Bound memory growth of long-running workers; jitter so they do not all restart together.
-max_requests = 10000
-max_requests_jitter = 1000
+# No max_requests: a recycled worker builds the app again (an Argon2id dummy hash, the migration
+# check); under load that is a restart every few seconds (bench/README.md), and no leak calls for it.
 
 # Requests: a short line and few headers are enough for every screen (the app caps bodies at 64 KiB).
 limit_request_line = 4094

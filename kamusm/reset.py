@@ -14,7 +14,6 @@ from pathlib import Path
 from flask import Blueprint, current_app, make_response, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 
 from kamusm import audit, mail, store, web
@@ -122,11 +121,11 @@ def link_for(token: str, endpoint: str = "reset.reset") -> str:
 bp = Blueprint("reset", __name__)
 
 
-class ForgotForm(FlaskForm):
+class ForgotForm(web.TextForm):
     identity = StringField()
 
 
-class ResetForm(FlaskForm):
+class ResetForm(web.TextForm):
     security_word = PasswordField()
     security_word_confirm = PasswordField()
 

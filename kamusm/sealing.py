@@ -63,6 +63,14 @@ def public_key_bytes(private_key: X25519PrivateKey) -> bytes:
     return private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def _exchange(private_key: X25519PrivateKey, peer_public: bytes) -> bytes:
+    """X25519 with the peer's raw key; a low-order point (an all-zero shared secret) is a SealError."""
+    try:
+        return private_key.exchange(X25519PublicKey.from_public_bytes(peer_public))
+    except ValueError:
+        raise SealError("the key is not a usable X25519 public key") from None
+
+
 def _key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                 info=_INFO + ephemeral_public + recipient_public).derive(shared)
@@ -82,7 +90,7 @@ def seal_puk(recipient_public_b64: str, serial: str, puk: str, now: float) -> tu
         raise SealError("the helper's public key is not an X25519 key")
     ephemeral = X25519PrivateKey.generate()
     ephemeral_public = public_key_bytes(ephemeral)
-    shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient_public))
+    shared = _exchange(ephemeral, recipient_public)
     seal_id = secrets.token_urlsafe(16)
     plaintext = json.dumps({"puk": puk, "serial": serial, "exp": now + SEAL_TTL_SECONDS, "id": seal_id}).encode()
     nonce = os.urandom(12)
@@ -108,7 +116,7 @@ def open_seal(private_key: X25519PrivateKey, seal_text: str, card_serial: str, n
     if len(ephemeral_public) != 32 or len(nonce) != 12:
         raise SealError("malformed seal")
     own_public = public_key_bytes(private_key)
-    shared = private_key.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
+    shared = _exchange(private_key, ephemeral_public)
     try:
         plaintext = AESGCM(_key(shared, ephemeral_public, own_public)).decrypt(nonce, ciphertext, _aad(card_serial))
     except InvalidTag:

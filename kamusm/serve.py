@@ -47,22 +47,26 @@ def effective_settings(environ: Mapping[str, str] | None = None) -> dict[str, An
     return load_settings(instance_path(environ), dict(environ))
 
 
-def default_workers(cores: int | None = None) -> int:
-    """One worker process per core, at least two.
+def default_workers(settings: Mapping[str, Any], cores: int | None = None) -> int:
+    """One worker process per core (at least two), or one when the limits count in memory://.
 
     Argon2id is CPU-bound and releases the GIL, SQLite takes one writer at a
     time: processes beyond the cores add BEGIN IMMEDIATE contention and
-    19 MiB per concurrent hash, not throughput. Two so one worker being
-    restarted never leaves the portal without an answer.
+    19 MiB per concurrent hash, not throughput (bench/README.md). Two, so a
+    worker being replaced never leaves the portal without an answer. memory://
+    is correct only in one process, so out of the box (no redis) that is what
+    runs; asking for more with memory:// is refused, not quietly reduced.
     """
+    if storage_problem(settings, 2):
+        return 1
     return max(2, cores or os.cpu_count() or 1)
 
 
-def workers_from(environ: Mapping[str, str]) -> int:
+def workers_from(environ: Mapping[str, str], settings: Mapping[str, Any]) -> int:
     """KAMUSM_WORKERS, else default_workers(); raises SystemExit for a value that is not a positive integer."""
     raw = environ.get("KAMUSM_WORKERS", "").strip()
     if not raw:
-        return default_workers()
+        return default_workers(settings)
     if not raw.isdigit() or int(raw) < 1:
         raise SystemExit(f"kamusm: KAMUSM_WORKERS must be a positive integer, not {raw!r}")
     return int(raw)

@@ -433,9 +433,9 @@ def append_audit(db: sqlite_utils.Database, entry: dict) -> None:
            VALUES (:at, :event, :outcome, :holder_id, :ip, :detail, :prev_hash, :hash)""", entry)
 
 
-def count_audit_events(db: sqlite_utils.Database, holder_id: int, event: str, since: float) -> int:
-    return _one(db, "SELECT count(*) AS n FROM audit WHERE holder_id = ? AND event = ? AND at >= ?",
-                [holder_id, event, since])["n"]
+def count_audit_events(db: sqlite_utils.Database, holder_id: int, event: str, outcome: str, since: float) -> int:
+    return _one(db, "SELECT count(*) AS n FROM audit WHERE holder_id = ? AND event = ? AND outcome = ? AND at >= ?",
+                [holder_id, event, outcome, since])["n"]
 
 
 def audit_entries(db: sqlite_utils.Database, holder_id: int | None = None, limit: int | None = None) -> Iterator[dict]:

@@ -70,8 +70,9 @@ def holder_card(db, holder_id: int, serial: str) -> dict | None:
     return card
 
 
-def uses_this_today(db, holder_id: int, event: str, now: float) -> int:
-    return store.count_audit_events(db, holder_id, event, now - DAY_SECONDS)
+def uses_this_today(db, holder_id: int, event: str, outcome: str, now: float) -> int:
+    """How often today the event had the outcome that spends the cap (refusals spend nothing)."""
+    return store.count_audit_events(db, holder_id, event, outcome, now - DAY_SECONDS)
 
 
 # Views ---------------------------------------------------------------------
@@ -115,7 +116,7 @@ def seal_for_helper():
         return _refuse(403, _("Okuyucudaki kart size ait değil. Lütfen kendi kartınızı takınız."))
     if puk_is_shown(card["cert_issued"]):
         return _refuse(409, _("2010 ve öncesinde üretilen kartların kilidi PUK ile kart aracı üzerinden çözülür."))
-    if uses_this_today(db, holder_id, "unlock.seal", now) >= SEALS_PER_DAY:
+    if uses_this_today(db, holder_id, "unlock.seal", "ok", now) >= SEALS_PER_DAY:
         audit.record(db, now, "unlock.seal", "daily_cap", holder_id, _ip())
         return _refuse(429, _("Bugün için kilit çözme deneme sınırına ulaştınız. Lütfen yarın tekrar deneyiniz."))
     puk = vault.read_secrets(db, vault.app_keyring(), holder_id, card["serial"]).get("puk")
@@ -145,7 +146,7 @@ def permit_pin_operation():
             check_new_pin(request.form.get("new_pin", ""), request.form.get("new_pin_confirm", ""))
         except ValidationError as exc:
             return _refuse(422, str(exc), {exc.field: str(exc)})
-    if uses_this_today(db, holder_id, "unlock.pin_op", now) >= PIN_OPERATIONS_PER_DAY:
+    if uses_this_today(db, holder_id, "unlock.pin_op", "permitted", now) >= PIN_OPERATIONS_PER_DAY:
         audit.record(db, now, "unlock.pin_op", "daily_cap", holder_id, _ip(), op=operation)
         return _refuse(429, _("Bugün için PIN işlemi sınırına ulaştınız. Lütfen yarın tekrar deneyiniz."))
     audit.record(db, now, "unlock.pin_op", "permitted", holder_id, _ip(), op=operation)

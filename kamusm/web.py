@@ -30,9 +30,12 @@ from flask import (
     session,
     url_for,
 )
+from flask.globals import request_ctx
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
+from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, generate_csrf
+from flask_wtf.form import _Auto
 from werkzeug.exceptions import HTTPException
 
 from kamusm.errors import KamusmError
@@ -42,6 +45,20 @@ HSTS_SECONDS = 365 * 24 * 3600
 LANGUAGES = ("tr", "en")
 LANGUAGE_COOKIE = "kamusm_lang"
 LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
+
+
+class TextForm(FlaskForm):
+    """A form of text fields read from the urlencoded or multipart form only.
+
+    Flask-WTF would also fill fields from file parts (FileStorage) and JSON bodies (any type);
+    every field here is a string, so those sources are never consulted.
+    """
+
+    class Meta:
+        def wrap_formdata(self, form, formdata):
+            if formdata is not _Auto:
+                return formdata
+            return request.form if request.method in {"POST", "PUT", "PATCH", "DELETE"} else None
 
 
 def is_htmx_partial() -> bool:
@@ -146,7 +163,10 @@ def format_timestamp(timestamp: float) -> str:
     return format_datetime(datetime.fromtimestamp(timestamp, timezone.utc), "medium")
 
 
-def _error_page(status: int, message: str) -> tuple[str, int]:
+def _error_page(status: int, message: str):
+    if request_ctx.url_adapter is None:
+        # The request could not even be routed (e.g. a malformed Host): no page with links can be built.
+        return Response(f"{message}\n", status=status, mimetype="text/plain")
     return render_screen("error", "message", status=status, status_code=status, message=message)
 
 
