@@ -137,3 +137,10 @@ def test_pin_operations_are_permitted_and_capped(client, auth):
 def test_unlock_needs_a_full_login(client, auth):
     auth.word()
     assert client.get("/unlock").headers["Location"] == "/login/sms"
+
+
+def test_refused_seals_do_not_spend_the_daily_cap(client, auth):
+    auth.login()
+    for _ in range(SEALS_PER_DAY + 2):
+        assert ask_seal(client, serial=KEMAL["card_serial"]).status_code == 403
+    assert ask_seal(client).status_code == 200
