@@ -10,6 +10,8 @@ BROWSER_PACKAGES := chromium fonts-dejavu-core
 BUILD_PACKAGES := swig libpcsclite-dev gcc python3-dev
 # The card tests run the real stack: pcscd with the vpcd reader driver and our virtual card.
 CARD_PACKAGES := pcscd vsmartcard-vpcd
+# The multi-worker tests run gunicorn against a real redis for the shared rate limits.
+REDIS_PACKAGES := redis-server
 VPCD_DRIVER := /usr/lib/pcsc/drivers/serial/libifdvpcd.so
 
 .PHONY: run demo-helper test lint setup translations messages system-test-deps clean
@@ -23,6 +25,13 @@ run: setup
 # The local card helper with its simulated demo card, for showing Kilit Çözme without a reader.
 demo-helper: setup
 	KAMUSM_DEMO=1 $(FLASK) kamusm helper --backend sim --origin http://127.0.0.1:5000 --home instance/demo-helper
+
+# Production-style: gunicorn with kamusm/gunicorn_conf.py on 127.0.0.1:5000 (KAMUSM_BIND, KAMUSM_WORKERS,
+# KAMUSM_THREADS), never demo mode. Several workers need RATELIMIT_STORAGE_URI=redis://HOST:PORT.
+.PHONY: serve
+serve: setup
+	env -u KAMUSM_DEMO $(FLASK) kamusm init
+	env -u KAMUSM_DEMO $(VENV)/bin/gunicorn -c kamusm/gunicorn_conf.py app:app
 
 test: setup system-test-deps lint
 	$(PY) -m pytest tests
@@ -54,6 +63,8 @@ system-test-deps:
 	@command -v chromium >/dev/null 2>&1 || { echo "chromium is missing and could not be installed" >&2; exit 1; }
 	@command -v pcscd >/dev/null 2>&1 && test -e $(VPCD_DRIVER) || { apt-get update -qq && $(APT_INSTALL) $(CARD_PACKAGES); }
 	@command -v pcscd >/dev/null 2>&1 && test -e $(VPCD_DRIVER) || { echo "pcscd or vpcd is missing and could not be installed" >&2; exit 1; }
+	@command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && $(APT_INSTALL) $(REDIS_PACKAGES); }
+	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is missing and could not be installed" >&2; exit 1; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -2,9 +2,9 @@
 
 Environment: KAMUSM_BIND (127.0.0.1:5000), KAMUSM_WORKERS (one per core, at
 least 2; 1 while RATELIMIT_STORAGE_URI is memory://), KAMUSM_THREADS (4 per
-worker); the portal's own settings as usual
-(environment, then instance/kamusm.toml). Decisions and their reasons are in
-kamusm/serve.py; the figures behind them in bench/README.md.
+worker); the portal's own settings as usual (environment, then
+instance/kamusm.toml). Decisions and their reasons are in kamusm/serve.py, the
+figures behind them in bench/README.md.
 
 - gthread, not sync: a request can wait seconds on the SMS gateway or SMTP
   (KAMUSM_SMS_HTTP_TIMEOUT x retries); a sync worker would be stuck for all of
@@ -29,8 +29,9 @@ workers = serve.workers_from(os.environ, _settings)
 worker_class = "gthread"
 threads = serve.threads_from(os.environ)
 
-# A worker silent this long is killed and replaced; above the SMS gateway's worst case
-# (5 s x 3 tries) so a slow gateway is an error message, not a killed worker.
+# A worker whose main loop is silent this long is killed and replaced. With gthread the loop keeps
+# beating while a thread waits (the SMS gateway's worst case is 5 s x 3 tries), so this catches a
+# hung process, not a slow request.
 timeout = 30
 graceful_timeout = 30
 # Keep-alive between the reverse proxy (or a browser) and the worker.

@@ -12,6 +12,7 @@ import logging
 import re
 import secrets
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -181,15 +182,20 @@ class RedactLinkTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self._redact(str(record.msg))
-        if record.args:
+        if isinstance(record.args, Mapping):
+            # gunicorn's access atoms: a mapping object that must stay itself (it fills missing keys).
+            for key, value in list(record.args.items()):
+                if isinstance(value, str):
+                    record.args[key] = self._redact(value)
+        elif record.args:
             record.args = tuple(self._redact(arg) if isinstance(arg, str) else arg
                                 for arg in (record.args if isinstance(record.args, tuple) else (record.args,)))
         return True
 
 
 def init_app(app: Flask) -> None:
-    for name in ("werkzeug", "gunicorn.access"):
-        logger = logging.getLogger(name)
+    for logger in (logging.getLogger("werkzeug"), logging.getLogger("gunicorn.access"),
+                   logging.getLogger("gunicorn.error"), app.logger):
         if not any(isinstance(existing, RedactLinkTokens) for existing in logger.filters):
             logger.addFilter(RedactLinkTokens())
     app.before_request(raise_storage_error)

@@ -129,4 +129,5 @@ def pytest_configure(config):
     # No pytest.ini: the top level of the repository is fixed, so the settings live here.
     config.addinivalue_line("markers", "browser: real-browser tests (Playwright + Debian's chromium)")
     config.addinivalue_line("markers", "card: tests through pcscd + vpcd + the virtual card")
+    config.addinivalue_line("markers", "multiworker: gunicorn with several workers + a real redis-server")
     config.addinivalue_line("filterwarnings", "error")

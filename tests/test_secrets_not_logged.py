@@ -38,3 +38,20 @@ def test_access_log_redacts_link_tokens():
                                ("127.0.0.1", "GET /reset/AbC_secret-123 HTTP/1.1", "200"), None)
     assert RedactLinkTokens().filter(record)
     assert "AbC_secret-123" not in record.getMessage() and "/reset/[redacted]" in record.getMessage()
+
+
+def test_gunicorn_style_mapping_args_are_redacted_in_place():
+    import logging
+
+    from kamusm.web import RedactLinkTokens
+
+    class Atoms(dict):
+        def __getitem__(self, key):
+            return super().get(key, "-")
+
+    atoms = Atoms({"r": "GET /reset/AbC_secret-123 HTTP/1.1", "s": "200"})
+    record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, "%(r)s %(s)s %(missing)s", None, None)
+    record.args = atoms
+    assert RedactLinkTokens().filter(record)
+    assert record.args is atoms
+    assert record.getMessage() == "GET /reset/[redacted] HTTP/1.1 200 -"

@@ -1,0 +1,371 @@
+"""Several gunicorn workers: the lockout, code single use and per-IP limits still hold.
+
+A real redis-server (Debian's) on a free port, no persistence, and gunicorn
+with kamusm/gunicorn_conf.py, 3 workers and RATELIMIT_STORAGE_URI=redis://,
+on a temporary instance with the demo holders (demo mode, captcha off). Every
+request goes over its own connection, so the kernel hands them to whichever
+worker accepts first; the access log's pid column shows they were spread.
+Per-IP limits are told apart by binding clients to other loopback addresses
+(127.0.x.y). Under CI=true a missing redis-server fails; elsewhere it skips.
+"""
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.cookies import SimpleCookie
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from kamusm import create_app, serve, store, vault
+from kamusm.auth import LOCK_BASE_SECONDS
+from kamusm.db import get_db
+from kamusm.demo import DEMO_HOLDERS, load_demo_holders
+
+pytestmark = pytest.mark.multiworker
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+CONF = ROOT / "kamusm" / "gunicorn_conf.py"
+WORKERS = 3
+LOGIN_RATE_PER_MINUTE = 5
+LOCKOUT_THRESHOLD = 5
+START_SECONDS = 30
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+PID = re.compile(r"<(\d+)>$")
+SELIN, KEMAL, AYSE = DEMO_HOLDERS
+UNKNOWN_IDENTITY = "10000000450"  # checksum-valid, not a holder: costs the dummy hash
+
+STATUSES: list[int] = []  # every status any test here saw, for the no-5xx check at the end
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def find_redis_server() -> str:
+    path = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else "")
+    if not path:
+        message = "redis-server is missing (Debian package redis-server; `make system-test-deps` installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def wait_for(check, what: str, process: subprocess.Popen, log: Path | None = None) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{what} exited: {log.read_text() if log else process.returncode}")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not start within {START_SECONDS} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class Browser:
+    """A client with its own cookies and its own loopback address; one connection per request."""
+
+    def __init__(self, port: int, source: str = "127.0.0.1"):
+        self.port, self.source = port, source
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, str, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30, source_address=(self.source, 0))
+        headers = {"Connection": "close"}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+        body = None
+        if form is not None:
+            body = urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            text = response.read().decode("utf-8", "replace")
+        finally:
+            conn.close()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            for name, morsel in SimpleCookie(header).items():
+                if morsel["max-age"] == "0" or not morsel.value:
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value
+        STATUSES.append(response.status)
+        return response.status, response.getheader("Location", ""), text
+
+    def token(self, path: str) -> str:
+        status, _, page = self.request("GET", path)
+        assert status == 200, (path, status)
+        return TOKEN.search(page).group(1)
+
+    def login_form(self, identity: str, word: str) -> dict:
+        return {"csrf_token": self.token("/login"), "identity": identity, "security_word": word}
+
+
+def in_parallel(calls) -> list:
+    """Run the callables at the same moment, each in its own thread; their results in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def run(index: int, call) -> None:
+        barrier.wait(30)
+        results[index] = call()
+
+    threads = [threading.Thread(target=run, args=(index, call)) for index, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    binary = find_redis_server()
+    folder = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                "--dir", str(folder), "--protected-mode", "yes", "--loglevel", "warning"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def pong() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+
+    try:
+        wait_for(pong, "redis-server", process)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory) -> Path:
+    """An initialised instance with the demo holders, made before any worker starts."""
+    path = tmp_path_factory.mktemp("multiworker") / "instance"
+    app = create_app({"KAMUSM_INSTANCE": str(path), "KAMUSM_DEMO": True})
+    with app.app_context():
+        load_demo_holders(get_db(), app.extensions["kamusm.hasher"], vault.app_keyring(), time.time())
+    return path
+
+
+def server_env(instance: Path, **extra: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("KAMUSM_", "RATELIMIT_"))}
+    env.update({"KAMUSM_INSTANCE": str(instance), "KAMUSM_DEMO": "1", "KAMUSM_CAPTCHA": "off",
+                "KAMUSM_LOCKOUT_THRESHOLD": str(LOCKOUT_THRESHOLD), **extra})
+    return env
+
+
+def start_gunicorn(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    with log.open("w") as handle:
+        return subprocess.Popen([str(GUNICORN), "-c", str(CONF), "--bind", f"127.0.0.1:{port}", "app:app"],
+                                cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(scope="module")
+def server(redis_url, instance, tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    env = server_env(instance, RATELIMIT_STORAGE_URI=redis_url, RATELIMIT_ENABLED="true",
+                     KAMUSM_WORKERS=str(WORKERS), KAMUSM_LOGIN_RATE=f"{LOGIN_RATE_PER_MINUTE} per minute",
+                     KAMUSM_SMS_RATE="1000 per minute", KAMUSM_CODE_RATE="1000 per minute")
+    process = start_gunicorn(env, port, log)
+
+    def healthy() -> bool:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        try:
+            conn.request("GET", "/healthz")
+            return conn.getresponse().status == 200
+        finally:
+            conn.close()
+
+    try:
+        wait_for(healthy, "gunicorn", process, log)
+        # Every worker must be up, or the first requests would all land on the first one.
+        wait_for(lambda: log.read_text().count("Booting worker") >= WORKERS, "the workers", process, log)
+        yield {"port": port, "log": log, "instance": instance}
+    finally:
+        stop(process)
+
+
+@pytest.fixture
+def db(server):
+    connection = store.connect(server["instance"] / "kamusm.db")
+    yield connection
+    connection.conn.close()
+
+
+def holder_row(db, identity: str) -> dict:
+    return store.find_holder(db, identity)
+
+
+def pids_for(log: Path, source: str, path: str) -> set[str]:
+    """Which worker pids answered requests from `source` for `path`, from the access log."""
+    pids = set()
+    for line in log.read_text().splitlines():
+        if line.startswith(f"{source} ") and f" {path} " in line:
+            match = PID.search(line)
+            if match:
+                pids.add(match.group(1))
+    return pids
+
+
+def test_lockout_counts_every_failure_across_workers(server, db):
+    """Threshold - 1 wrong words at once, each from its own address: every one counted, no lock yet;
+    one more locks for exactly the first wait; then even the right word is refused."""
+    port = server["port"]
+    browsers = [Browser(port, f"127.0.1.{index + 1}") for index in range(LOCKOUT_THRESHOLD)]
+    forms = [browser.login_form(SELIN["identity"], "wrong-word") for browser in browsers]
+    first = in_parallel([lambda b=b, f=f: b.request("POST", "/login", f)[0]
+                         for b, f in zip(browsers[:-1], forms[:-1], strict=True)])
+    assert first == [401] * (LOCKOUT_THRESHOLD - 1)
+    row = holder_row(db, SELIN["identity"])
+    assert (row["failed_logins"], row["locked_until"]) == (LOCKOUT_THRESHOLD - 1, 0)
+
+    before = time.time()
+    assert browsers[-1].request("POST", "/login", forms[-1])[0] == 401
+    row = holder_row(db, SELIN["identity"])
+    assert row["failed_logins"] == LOCKOUT_THRESHOLD
+    assert before + LOCK_BASE_SECONDS - 1 <= row["locked_until"] <= time.time() + LOCK_BASE_SECONDS
+
+    right = Browser(port, "127.0.1.100")
+    assert right.request("POST", "/login", right.login_form(SELIN["identity"], SELIN["security_word"]))[0] == 401
+    assert holder_row(db, SELIN["identity"])["failed_logins"] == LOCKOUT_THRESHOLD
+
+
+def test_burst_of_wrong_words_loses_no_update(server, db):
+    """12 wrong words at once from 12 addresses: the counter equals the failures audited, the holder
+    is locked, and the wait is the one the counter calls for."""
+    port = server["port"]
+    browsers = [Browser(port, f"127.0.2.{index + 1}") for index in range(12)]
+    forms = [browser.login_form(KEMAL["identity"], "wrong-word") for browser in browsers]
+    statuses = in_parallel([lambda b=b, f=f: b.request("POST", "/login", f)[0]
+                            for b, f in zip(browsers, forms, strict=True)])
+    assert statuses == [401] * 12
+    holder = holder_row(db, KEMAL["identity"])
+    entries = list(store.audit_entries(db, holder["id"]))
+    wrong = [entry for entry in entries if entry["event"] == "login.word" and entry["outcome"] == "wrong_word"]
+    locked = [entry for entry in entries if entry["event"] == "login.word" and entry["outcome"] == "locked"]
+    assert holder["failed_logins"] == len(wrong) >= LOCKOUT_THRESHOLD
+    assert len(wrong) + len(locked) == 12
+    assert holder["locked_until"] > time.time()
+    assert len(set().union(*(pids_for(server["log"], b.source, "/login") for b in browsers))) >= 2
+
+
+def test_one_code_submitted_in_parallel_opens_the_menu_once(server, db):
+    port = server["port"]
+    browser = Browser(port, "127.0.3.1")
+    assert browser.request("POST", "/login", browser.login_form(AYSE["identity"], AYSE["security_word"]))[0] == 303
+    assert browser.request("POST", "/login/sms", {"csrf_token": browser.token("/login/sms")})[0] == 303
+    body = store.latest_outbox(db, "sms", 1)[0]["body"]
+    code = re.search(r"\b(\d{6})\b", body).group(1)
+    form = {"csrf_token": browser.token("/login/code"), "code": code}
+    cookies = dict(browser.cookies)
+
+    def submit(index: int):
+        clone = Browser(port, f"127.0.3.{index + 10}")
+        clone.cookies = dict(cookies)
+        status, location, _ = clone.request("POST", "/login/code", form)
+        return status, location, clone
+
+    results = in_parallel([lambda i=i: submit(i) for i in range(30)])
+    winners = [clone for status, location, clone in results if (status, location) == (303, "/menu")]
+    assert len(winners) == 1, sorted((status, location) for status, location, _ in results)
+    assert all(status < 500 for status, _, _ in results)
+    assert winners[0].request("GET", "/menu")[0] == 200
+    for _, _, clone in results:
+        if clone is not winners[0]:
+            assert clone.request("GET", "/menu")[0] != 200
+    holder = holder_row(db, AYSE["identity"])
+    logins = [entry for entry in store.audit_entries(db, holder["id"]) if entry["event"] == "login"]
+    assert len(logins) == 1
+
+
+def test_per_ip_login_limit_holds_whichever_worker_answers(server):
+    port = server["port"]
+    one_by_one = Browser(port, "127.0.4.1")
+    form = one_by_one.login_form(UNKNOWN_IDENTITY, "wrong-word")
+    statuses = [one_by_one.request("POST", "/login", form)[0] for _ in range(LOGIN_RATE_PER_MINUTE + 1)]
+    assert statuses == [401] * LOGIN_RATE_PER_MINUTE + [429]
+
+    burst = Browser(port, "127.0.4.2")
+    form = burst.login_form(UNKNOWN_IDENTITY, "wrong-word")
+    statuses = in_parallel([lambda: burst.request("POST", "/login", form)[0] for _ in range(12)])
+    assert sorted(statuses) == [401] * LOGIN_RATE_PER_MINUTE + [429] * (12 - LOGIN_RATE_PER_MINUTE)
+    answered_by = pids_for(server["log"], "127.0.4.1", "/login") | pids_for(server["log"], "127.0.4.2", "/login")
+    assert len(answered_by) >= 2, "every limited request went to one worker: the test proved nothing"
+
+
+def test_access_log_redacts_link_tokens_and_drops_query_strings(server):
+    browser = Browser(server["port"], "127.0.5.1")
+    browser.request("GET", "/reset/SECRET-link-token-123?lang=en&q=private-query")
+    time.sleep(0.2)
+    lines = [line for line in server["log"].read_text().splitlines() if line.startswith("127.0.5.1 ")]
+    assert lines and "/reset/[redacted]" in lines[0]
+    log = server["log"].read_text()
+    assert "SECRET-link-token-123" not in log and "private-query" not in log
+
+
+@pytest.mark.parametrize("storage, message", [
+    ("memory://", "memory:// counts per process"),
+    ("redis://127.0.0.1:{closed}", "does not answer"),
+])
+def test_server_refuses_limits_that_would_not_hold(instance, tmp_path, storage, message):
+    env = server_env(instance, KAMUSM_WORKERS=str(WORKERS), RATELIMIT_ENABLED="true",
+                     RATELIMIT_STORAGE_URI=storage.format(closed=free_port()))
+    log = tmp_path / "refused.log"
+    process = start_gunicorn(env, free_port(), log)
+    try:
+        returncode = process.wait(START_SECONDS)
+    except subprocess.TimeoutExpired:
+        stop(process)
+        pytest.fail(f"gunicorn started with {storage} and {WORKERS} workers:\n{log.read_text()}")
+    text = log.read_text()
+    assert returncode != 0
+    assert message in text and "Booting worker" not in text
+
+
+def test_storage_rules():
+    enabled = {"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": "memory://"}
+    assert serve.storage_problem(enabled, 1) is None
+    assert "RATELIMIT_STORAGE_URI=redis://" in serve.storage_problem(enabled, 2)
+    assert serve.storage_problem({**enabled, "RATELIMIT_ENABLED": False}, 4) is None
+    assert serve.storage_problem({**enabled, "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379"}, 4) is None
+    assert serve.default_workers(enabled, cores=8) == 1
+    assert serve.default_workers({**enabled, "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379"}, cores=1) == 2
+    assert serve.default_workers({**enabled, "RATELIMIT_ENABLED": False}, cores=4) == 4
+    assert serve.forwarded_allow_ips({"KAMUSM_PROXIES": 0}, {"FORWARDED_ALLOW_IPS": "*"}) == ""
+    assert serve.forwarded_allow_ips({"KAMUSM_PROXIES": 1}, {}) == "127.0.0.1,::1"
+
+
+def test_no_server_error_and_no_lock_error_in_the_log(server):
+    """Runs last: nothing above got a 5xx, and no worker logged a locked database or a traceback."""
+    assert all(status < 500 for status in STATUSES)
+    log = server["log"].read_text()
+    assert "database is locked" not in log
+    assert "Traceback" not in log
