@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -41,12 +40,6 @@ def connect(path: str | Path) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
-# Writers of one process queue here instead of in SQLite's busy handler, which sleeps in growing
-# steps and turned lock waits into a long tail under load (bench/README.md). Re-entrant, so a
-# thread that writes through a second connection meets SQLite's busy timeout, not a deadlock.
-_PROCESS_WRITE_LOCK = threading.RLock()
-
-
 @contextmanager
 def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """One write transaction, BEGIN IMMEDIATE; nested calls join the outer one."""
@@ -54,14 +47,13 @@ def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     if conn.in_transaction:
         yield db
         return
-    with _PROCESS_WRITE_LOCK:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _one(db: sqlite_utils.Database, sql: str, params: Any = ()) -> dict | None:
