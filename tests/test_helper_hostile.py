@@ -14,24 +14,21 @@ Origins. The properties, for every request:
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import tempfile
 from base64 import urlsafe_b64encode
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
 
 from kamusm.card.reader import SimBackend
 from kamusm.card.sim import SimCard
 from kamusm.helper.service import MAX_BODY_BYTES, MAX_DRAIN_BYTES
 from kamusm.sealing import public_key_bytes
+from tests.hostile_settings import hostile
 from tests.test_helper_api import ORIGIN, PIN, PUK, REQUEST_TIMEOUT_SECONDS, SERIAL, HelperClient, running_helper
 
 DESIGN_ERRORS = {"no_reader", "no_card", "card_removed", "wrong_pin", "wrong_puk", "pin_blocked", "puk_blocked",
@@ -46,23 +43,8 @@ ENDPOINTS = {  # path -> the string fields it requires
     "/v1/pin/unblock#sealed": ("sealed_puk", "new_pin"),
 }
 
-if not os.getenv("HYPOTHESIS_STORAGE_DIRECTORY"):
-    # Even with database=None hypothesis caches constants and unicode tables in ./.hypothesis; the tree
-    # stays clean (set HYPOTHESIS_STORAGE_DIRECTORY to choose another place).
-    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "kamusm-hypothesis")
-
-# One helper per test serves every example; database=None: no example database (print_blob reproduces).
-# KAMUSM_HOSTILE_SCALE=10 runs ten times as many examples, a longer hunt (about 2 minutes for both files).
-SCALE = float(os.getenv("KAMUSM_HOSTILE_SCALE", "1"))
-HOSTILE = settings(
-    max_examples=max(1, int(60 * SCALE)),
-    deadline=None,
-    database=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.large_base_example],
-)
-FEW = settings(HOSTILE, max_examples=max(1, int(15 * SCALE)))
+HOSTILE = hostile(60)
+FEW = hostile(15)
 
 
 @pytest.fixture

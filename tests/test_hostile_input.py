@@ -23,16 +23,13 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
-import tempfile
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
 
 from kamusm import MAX_REQUEST_BYTES, certificates, reset, store
 from kamusm.contact import normalize_email, normalize_phone
@@ -40,27 +37,12 @@ from kamusm.errors import ValidationError
 from kamusm.identity import normalize_identity
 from kamusm.unlock import OPERATIONS, OUTCOMES, check_new_pin
 from tests.conftest import CAPTCHA_ANSWER, SELIN, csrf_token, latest_code
+from tests.hostile_settings import hostile
 
 # Hypothesis settings ------------------------------------------------------------------------------
 
-if not os.getenv("HYPOTHESIS_STORAGE_DIRECTORY"):
-    # Even with database=None hypothesis caches constants and unicode tables in ./.hypothesis; the tree
-    # stays clean (set HYPOTHESIS_STORAGE_DIRECTORY to choose another place).
-    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "kamusm-hypothesis")
-
-# One app per test (function-scoped fixtures) serves every example; database=None: no example database,
-# failures are reproduced from the printed blob (print_blob) or an @example.
-# KAMUSM_HOSTILE_SCALE=10 runs ten times as many examples, a longer hunt (about 2 minutes for both files).
-SCALE = float(os.getenv("KAMUSM_HOSTILE_SCALE", "1"))
-HOSTILE = settings(
-    max_examples=max(1, int(40 * SCALE)),
-    deadline=None,
-    database=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.large_base_example],
-)
-FEW = settings(HOSTILE, max_examples=max(1, int(15 * SCALE)))
+HOSTILE = hostile(40)
+FEW = hostile(15)
 
 # Payloads ------------------------------------------------------------------------------------------
 
