@@ -75,7 +75,12 @@ def _default_origin() -> str:
                    "(default: $XDG_CONFIG_HOME/kamusm-helper or ~/.config/kamusm-helper).")
 def helper_command(port: int, origins: tuple[str, ...], backend: str, home: Path | None) -> None:
     """Run the local card helper on 127.0.0.1 for the portal's /unlock page."""
-    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Its own handler, not propagated: under `flask` the "kamusm" logger has Flask's handler too,
+    # which would print every line twice.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.propagate = False
     log.setLevel(logging.INFO)
     try:
         serve(port, list(origins) or [_default_origin()], backend, home or default_home())
