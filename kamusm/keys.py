@@ -1,8 +1,10 @@
-"""Key files in the instance folder: created once, mode 0600, never logged."""
+"""Private files: keys created once, and JSON state replaced atomically; mode 0600, never logged."""
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 KEY_FILE_MODE = 0o600
@@ -32,3 +34,17 @@ def load_or_create_key(path: Path, size_bytes: int = 32) -> bytes:
     finally:
         temporary.unlink()
     return key
+
+
+def write_private_json(path: Path, data: object) -> None:
+    """Replace path with data as JSON, mode 0600, all at once: a reader sees the old or the new file."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)  # mkstemp makes it 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise

@@ -29,15 +29,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kamusm.card import apdu
 from kamusm.card.profile import DEFAULT_PROFILE, CardProfile
+from kamusm.keys import write_private_json
 
 # 3B: direct convention; 88: TD1 follows, 8 historical bytes; 80: TD2 follows, T=0;
 # 01: T=1; "KAMUSM01"; 04: TCK, the XOR of T0..the last historical byte.
@@ -46,7 +45,6 @@ STATE_FORMAT_VERSION = 1
 # Enough to make the state file useless at a glance; a simulator need not resist a GPU.
 SECRET_HASH_ITERATIONS = 10_000
 SECRET_SALT_BYTES = 16
-STATE_FILE_MODE = 0o600
 
 
 @dataclass
@@ -328,21 +326,9 @@ class SimCard:
     def _save(self) -> None:
         if self._state_path is None:
             return
-        state = {
+        write_private_json(self._state_path, {
             "version": STATE_FORMAT_VERSION,
             "serial": self._serial,
             "pin": self._pin.to_json(),
             "puk": self._puk.to_json(),
-        }
-        directory = self._state_path.parent
-        fd, temp_name = tempfile.mkstemp(prefix=".simcard-", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                os.fchmod(handle.fileno(), STATE_FILE_MODE)
-                json.dump(state, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp_name, self._state_path)
-        except BaseException:
-            os.unlink(temp_name)
-            raise
+        })

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from kamusm.card.pcsc import PcscBackend
 from kamusm.card.reader import CardBackend, SimBackend
 from kamusm.card.sim import SimCard
 from kamusm.demo import DEMO_HOLDERS
-from kamusm.keys import load_or_create_key
+from kamusm.keys import load_or_create_key, write_private_json
 
 HELPER_VERSION = "1.0"
 BIND_ADDRESS = "127.0.0.1"
@@ -165,18 +164,7 @@ class UsedSeals:
             self._save()
 
     def _save(self) -> None:
-        state = {"version": USED_SEALS_FORMAT_VERSION, "used": self._used}
-        # mkstemp creates the file with mode 0600; os.replace makes the new content appear at once.
-        fd, temp_name = tempfile.mkstemp(prefix=".used-seals-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(state, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp_name, self.path)
-        except BaseException:
-            os.unlink(temp_name)
-            raise
+        write_private_json(self.path, {"version": USED_SEALS_FORMAT_VERSION, "used": self._used})
 
 
 # The domain ----------------------------------------------------------------------------------
