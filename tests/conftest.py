@@ -8,6 +8,7 @@ import time
 import pytest
 
 from kamusm import create_app, store, vault
+from kamusm.db import connections
 from kamusm.demo import DEMO_HOLDERS, load_demo_holders
 
 CAPTCHA_ANSWER = "KMS34"
@@ -50,7 +51,8 @@ def app_config(tmp_path, clock) -> dict:
 def app(app_config):
     app = create_app(app_config)
     load_demo(app)
-    return app
+    yield app
+    connections(app).close_all()
 
 
 def load_demo(app):

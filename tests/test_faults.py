@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kamusm import create_app, store
+from kamusm.db import connections
 from tests.conftest import SELIN, AuthActions, csrf_token, load_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_database_locked_past_the_busy_timeout_is_a_clear_503(client, app, db):
     token = csrf_token(client, "/forgot")
+    before = connections(app).get()  # the test client's requests run in this thread
     blocker = store.connect(app.config["DATABASE"])
     blocker.execute("BEGIN IMMEDIATE")
     try:
@@ -28,6 +30,7 @@ def test_database_locked_past_the_busy_timeout_is_a_clear_503(client, app, db):
     page = response.get_data(as_text=True)
     assert response.status_code == 503 and "Hiçbir bilginiz değişmedi" in page
     assert "locked" not in page and response.headers["Retry-After"] == "30"
+    assert connections(app).get() is not before  # a connection that met a fault is not reused
     assert db.execute("SELECT count(*) FROM tokens").fetchone()[0] == 0
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert client.post("/forgot", data={"csrf_token": token, "identity": SELIN["identity"]}).status_code == 200
@@ -107,6 +110,7 @@ def small_disk(tmp_path, app_config):
     app = create_app({**app_config, "KAMUSM_INSTANCE": str(folder / "instance"), "PROPAGATE_EXCEPTIONS": False})
     load_demo(app)
     yield app, folder
+    connections(app).close_all()
     subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
@@ -139,6 +143,8 @@ def test_read_only_instance_is_a_clear_503_and_recovers(small_disk):
     app, folder = small_disk
     client = app.test_client()
     token = csrf_token(client, "/forgot")
+    # The portal keeps a connection per thread; like an administrator's, this remount needs them closed.
+    connections(app).close_all()
     subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
     try:
         response = client.post("/forgot", data={"csrf_token": token, "identity": SELIN["identity"]})
