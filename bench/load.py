@@ -80,7 +80,7 @@ def add_holders(db, word_hash: str, count: int, numbers, now: float, keyring=Non
     """Create `count` holders from the identity iterator `numbers` in one transaction, all with
     one precomputed word hash; with a keyring, each gets a card and vaulted PIN/PUK too."""
     made = []
-    with store.write(db):
+    with store.write(db, durable=True):
         for _ in range(count):
             identity = next(numbers)
             holder = {"identity": identity, "name": "Yük Testi", "phone": f"+90{identity[1:11]}",

@@ -144,9 +144,10 @@ def read_change(db, holder_id: int, form: Mapping[str, str]) -> Change:
 def apply_change(db, authority: ca.Authority | None, change: Change, holder_id: int, ip: str, now: float) -> None:
     """Apply, log for the export, audit and (with the demo CA) re-sign the CRL, all in one transaction.
 
-    Raises TransitionRefused when a concurrent change got there first.
+    Raises TransitionRefused when a concurrent change got there first. Durable: the holder is told
+    a revocation is final.
     """
-    with store.write(db):
+    with store.write(db, durable=True):
         row = store.get_holder_certificate(db, holder_id, change.certificate["id"])
         status = next_status(row["status"], change.action)
         store.set_certificate_status(db, row["id"], change.action, status, change.reason, now)

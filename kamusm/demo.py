@@ -30,7 +30,7 @@ def load_demo_holders(db, hasher, keyring: vault.Keyring, now: float) -> list[in
     for holder in DEMO_HOLDERS:
         record = {name: holder[name] for name in ("identity", "name", "phone", "email")}
         record["word_hash"] = hasher.hash(holder["security_word"])
-        with store.write(db):
+        with store.write(db, durable=True):
             holder_id = store.upsert_holder(db, record, now)
             store.clear_login_failures(db, holder_id)
             store.upsert_card(db, holder_id, holder["card_serial"], holder["cert_issued"])

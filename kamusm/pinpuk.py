@@ -142,7 +142,7 @@ def delete():
     db, now, holder_id = get_db(), _now(), session["holder_id"]
     if request.form.get("confirm") != CONFIRM_VALUE:
         return _screen("masked", 422, _("Silmek için kutuyu işaretleyerek onaylayınız."))
-    with store.write(db):
+    with store.write(db, durable=True):
         removed = vault.destroy_secrets(db, holder_id)
         store.mark_secrets_deleted(db, holder_id, now)
         audit.record(db, now, "pinpuk.delete", "ok", holder_id, _ip(), secrets=removed)

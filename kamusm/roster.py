@@ -128,7 +128,7 @@ def import_rows(db, rows: Iterable[RosterRow], keyring: vault.Keyring, hash_word
                 now: float, on_row: Callable[[], None] | None = None) -> int:
     """Load validated rows in one transaction; return how many. Any failure loads none."""
     count = 0
-    with store.write(db):
+    with store.write(db, durable=True):
         for row in rows:
             holder_id = store.upsert_holder(db, {
                 "identity": row.identity, "name": row.name, "phone": row.phone, "email": row.email,

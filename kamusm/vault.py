@@ -149,7 +149,7 @@ def _holder_dek(db, keyring: Keyring, holder_id: int, create: bool) -> bytes | N
 
 def store_secrets(db, keyring: Keyring, holder_id: int, serial: str, values: dict[str, str]) -> None:
     """Seal and store the given fields of one card, in the caller's transaction or one of its own."""
-    with store.write(db):
+    with store.write(db, durable=True):
         dek = _holder_dek(db, keyring, holder_id, create=True)
         for field, secret in values.items():
             if field not in FIELDS:
@@ -170,7 +170,7 @@ def read_secrets(db, keyring: Keyring, holder_id: int, serial: str) -> dict[str,
 
 def destroy_secrets(db, holder_id: int) -> int:
     """Delete every sealed secret of the holder and the data key, in one transaction."""
-    with store.write(db):
+    with store.write(db, durable=True):
         removed = store.delete_secrets(db, holder_id)
         store.delete_data_key(db, holder_id)
     return removed
@@ -184,7 +184,7 @@ def rewrap_all(db, keyring: Keyring, new_kek: bytes, on_progress=None) -> int:
     new_id = key_id(new_kek)
     count = 0
     for row in store.data_keys_not_under(db, new_id):
-        with store.write(db):
+        with store.write(db, durable=True):
             dek = unwrap_key(keyring.find(row["kek_id"]), row["wrapped_key"], row["holder_id"])
             store.save_data_key(db, row["holder_id"], wrap_key(new_kek, dek, row["holder_id"]), new_id)
         count += 1

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def fill_vault(db, instance: Path) -> None:
     keyring = vault.load_keyring(instance)
-    with store.write(db):
+    with store.write(db, durable=True):
         for number in range(HOLDERS):
             holder_id = store.upsert_holder(db, {"identity": f"P{number:08d}", "name": "Test Holder",
                                                  "phone": "+905430000099", "email": "t@demo.edu.tr",
