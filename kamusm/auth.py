@@ -61,18 +61,20 @@ def check_security_word(db, hasher: WordHasher, identity: str, word: str, now: f
         audit.record(db, now, "login.word", "unknown_identity", None, ip)
         raise LoginFailed(LOGIN_FAILED_MESSAGE)
     if not result.ok:
-        failures = store.record_login_failure(db, holder["id"])
-        wait = lock_seconds(failures, threshold)
-        audit.record(db, now, "login.word", "wrong_word", holder["id"], ip, failures=failures)
-        if wait:
-            store.lock_holder(db, holder["id"], now + wait)
-            audit.record(db, now, "login.lockout", "locked", holder["id"], ip, seconds=wait, failures=failures)
+        with store.write(db):  # the counter, the lock and their audit entries land together
+            failures = store.record_login_failure(db, holder["id"])
+            wait = lock_seconds(failures, threshold)
+            audit.record(db, now, "login.word", "wrong_word", holder["id"], ip, failures=failures)
+            if wait:
+                store.lock_holder(db, holder["id"], now + wait)
+                audit.record(db, now, "login.lockout", "locked", holder["id"], ip, seconds=wait, failures=failures)
         raise LoginFailed(LOGIN_FAILED_MESSAGE)
-    store.clear_login_failures(db, holder["id"])
-    if result.new_hash:
-        store.set_word_hash(db, holder["id"], result.new_hash)
-        audit.record(db, now, "login.rehash", "ok", holder["id"], ip)
-    audit.record(db, now, "login.word", "ok", holder["id"], ip)
+    with store.write(db):
+        store.clear_login_failures(db, holder["id"])
+        if result.new_hash:
+            store.set_word_hash(db, holder["id"], result.new_hash)
+            audit.record(db, now, "login.rehash", "ok", holder["id"], ip)
+        audit.record(db, now, "login.word", "ok", holder["id"], ip)
     return holder
 
 
@@ -169,7 +171,8 @@ def _login_screen(form: LoginForm, status: int = 200, errors: dict | None = None
     elif request.args.get("bye"):
         notice = _("Çıkış yaptınız.")
     return web.render_screen("login", "form", status=status, form=form, errors=errors or {},
-                             message=message, notice=notice, captcha_on=_captcha_on())
+                             message=message, notice=notice, captcha_on=_captcha_on(),
+                             cache_buster=secrets.token_hex(4))
 
 
 @bp.get("/")

@@ -108,12 +108,13 @@ class SqliteSessionInterface(SessionInterface):
             return
         if not session:
             return
-        if session.rotate_requested and session.token:
-            store.delete_session(db, _hash(session.token))
-            session.token = None
-        if session.token is None:
-            session.token = secrets.token_urlsafe(TOKEN_BYTES)
-            session.created_at = now
-        store.save_session(db, _hash(session.token), dict(session), session.get("holder_id"),
-                           session.created_at, now)
+        with store.write(db):  # a rotation drops the old id and saves the new one at once
+            if session.rotate_requested and session.token:
+                store.delete_session(db, _hash(session.token))
+                session.token = None
+            if session.token is None:
+                session.token = secrets.token_urlsafe(TOKEN_BYTES)
+                session.created_at = now
+            store.save_session(db, _hash(session.token), dict(session), session.get("holder_id"),
+                               session.created_at, now)
         response.set_cookie(name, session.token, path="/", secure=secure, httponly=True, samesite="Lax")
