@@ -41,6 +41,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # Referrer-Policy no-referrer removes the Referer this check wants; web.refuse_cross_site checks instead.
         WTF_CSRF_SSL_STRICT=False,
         WTF_CSRF_TIME_LIMIT=None,  # the token dies with the server-side session, which has its own timeouts
+        # Our forms use no WTForms validators, so WTForms' own catalog (loaded per form) is never needed.
+        WTF_I18N_ENABLED=False,
         BABEL_DEFAULT_LOCALE="tr",
         CLOCK=time.time,
         CAPTCHA_FIXED_ANSWER=None,
@@ -56,11 +58,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     dbmod.init_app(app)
     with app.app_context():
         store.migrate(dbmod.get_db())
+    dbmod.connections(app).close_all()  # a gunicorn --preload master must not hand connections to its workers
 
     app.session_interface = SqliteSessionInterface(dbmod.get_db, clock=lambda: app.config["CLOCK"]())
     app.extensions["kamusm.hasher"] = WordHasher(app.config["KAMUSM_ARGON2_MEMORY_KIB"],
                                                  app.config["KAMUSM_ARGON2_TIME_COST"],
-                                                 app.config["KAMUSM_ARGON2_PARALLELISM"])
+                                                 app.config["KAMUSM_ARGON2_PARALLELISM"],
+                                                 app.config["KAMUSM_ARGON2_SLOTS"] or os.cpu_count() or 1)
     babel.init_app(app, locale_selector=web.select_locale)
     web.init_app(app)  # before CSRFProtect, so a cross-site POST is refused as such
     csrf.init_app(app)

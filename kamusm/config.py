@@ -101,6 +101,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KAMUSM_ARGON2_MEMORY_KIB", 19456, _int, "Argon2id memory cost in KiB (at least 19456)."),
     Setting("KAMUSM_ARGON2_TIME_COST", 2, _int, "Argon2id iterations (at least 2)."),
     Setting("KAMUSM_ARGON2_PARALLELISM", 1, _int, "Argon2id lanes (at least 1)."),
+    Setting("KAMUSM_ARGON2_SLOTS", 0, _int,
+            "Argon2id checks one process runs at once; the rest wait their turn. 0: one per core, "
+            "shared among the workers under gunicorn."),
     Setting("KAMUSM_LOCKOUT_THRESHOLD", 5, _int,
             "Consecutive failed logins before a holder is locked (at most 10)."),
     Setting("KAMUSM_SESSION_IDLE_SECONDS", 600, _int, "Idle session timeout in seconds."),
@@ -170,6 +173,8 @@ def check_settings(values: dict[str, Any]) -> None:
         raise ConfigError(f"KAMUSM_ARGON2_TIME_COST must be at least {ARGON2_MIN_TIME_COST}")
     if values["KAMUSM_ARGON2_PARALLELISM"] < 1:
         raise ConfigError("KAMUSM_ARGON2_PARALLELISM must be at least 1")
+    if values["KAMUSM_ARGON2_SLOTS"] < 0:
+        raise ConfigError("KAMUSM_ARGON2_SLOTS must be 0 (one per core) or more")
     if values["KAMUSM_SESSION_MAX_SECONDS"] > 12 * 3600:
         raise ConfigError("KAMUSM_SESSION_MAX_SECONDS cannot exceed 12 hours")
 

@@ -13,6 +13,8 @@ figures behind them in bench/README.md.
   worker's threads run on both cores.
 - Refuses to start (SystemExit naming the fix) with more than one worker and
   RATELIMIT_STORAGE_URI=memory://, and when a redis:// storage does not answer.
+- KAMUSM_ARGON2_SLOTS=0 (the default) becomes the cores shared among the
+  workers, so the whole server runs about one Argon2id hash per core.
 """
 import os
 import sys
@@ -66,6 +68,9 @@ def on_starting(server):
     if problem:
         server.log.error(problem)
         raise SystemExit(problem)
+    slots = serve.argon2_slots(settings, server.cfg.workers)
+    if slots is not None:
+        os.environ["KAMUSM_ARGON2_SLOTS"] = str(slots)  # the workers forked next read it
 
 
 def nworkers_changed(server, new_value, old_value):
@@ -76,3 +81,9 @@ def nworkers_changed(server, new_value, old_value):
     if problem:
         server.log.error(problem)
         server.num_workers = old_value
+
+
+def post_worker_init(worker):
+    hasher = getattr(worker.wsgi, "extensions", {}).get("kamusm.hasher")  # absent in bench/load.py's bare app
+    if hasher is not None:
+        worker.log.info("kamusm: worker %s runs at most %s Argon2id checks at once", worker.pid, hasher.slots)

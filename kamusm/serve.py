@@ -82,6 +82,14 @@ def threads_from(environ: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def argon2_slots(settings: Mapping[str, Any], workers: int, cores: int | None = None) -> int | None:
+    """Argon2id slots per worker when the setting is 0 (automatic): the cores shared among the
+    workers, at least one; None when the setting names a number itself."""
+    if settings["KAMUSM_ARGON2_SLOTS"]:
+        return None
+    return max(1, (cores or os.cpu_count() or 1) // workers)
+
+
 def storage_problem(settings: Mapping[str, Any], workers: int) -> str | None:
     """Why these settings must not be served by `workers` processes, or None when they may.
 

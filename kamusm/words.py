@@ -2,9 +2,16 @@
 
 An unknown identity is checked against a dummy hash made with the same
 parameters, so a wrong ID costs the same time as a wrong word.
+
+At most `slots` hashes of one process run at once. Argon2id is memory-hard on
+purpose: hashes beyond the cores do not finish sooner, they evict each other's
+19 MiB from the caches and each one costs more CPU (bench/README.md: 21.7 ms
+of server CPU per login with one hash per core, 27.2 ms with eight), and a
+burst of logins cannot grow memory by 19 MiB per waiting request.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher, Type
@@ -26,13 +33,16 @@ class WordCheck:
 class WordHasher:
     """Argon2id with the configured costs; one instance per app."""
 
-    def __init__(self, memory_kib: int, time_cost: int, parallelism: int):
+    def __init__(self, memory_kib: int, time_cost: int, parallelism: int, slots: int = 1):
         self._hasher = PasswordHasher(memory_cost=memory_kib, time_cost=time_cost,
                                       parallelism=parallelism, type=Type.ID)
-        self._dummy_hash = self._hasher.hash(_DUMMY_WORD)
+        self.slots = slots
+        self._slots = threading.BoundedSemaphore(slots)
+        self._dummy_hash = self.hash(_DUMMY_WORD)
 
     def hash(self, word: str) -> str:
-        return self._hasher.hash(word)
+        with self._slots:
+            return self._hasher.hash(word)
 
     def check(self, stored_hash: str | None, word: str) -> WordCheck:
         """Check word against stored_hash (None checks against the dummy and fails).
@@ -41,7 +51,8 @@ class WordHasher:
         Argon2's verify compares in constant time.
         """
         try:
-            self._hasher.verify(stored_hash or self._dummy_hash, word)
+            with self._slots:
+                self._hasher.verify(stored_hash or self._dummy_hash, word)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return WordCheck(ok=False)
         if stored_hash is None:

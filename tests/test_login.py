@@ -1,5 +1,6 @@
 """The login steps over HTTP: every step, every bad input, every skipped step."""
 import re
+import threading
 
 import pytest
 
@@ -352,3 +353,34 @@ def test_unknown_identity_still_costs_one_hash(app):
             check_security_word(connection, hasher, identity, "wrong-word", 0.0, 5)
     connection.conn.close()
     assert CountingHasher.checks == 2
+
+
+def test_hash_slots_bound_how_many_checks_run_at_once():
+    from argon2 import PasswordHasher, Type
+
+    from kamusm.words import WordHasher
+
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    class CountingPasswordHasher(PasswordHasher):
+        def verify(self, stored, word):
+            nonlocal running, most
+            with lock:
+                running += 1
+                most = max(most, running)
+            try:
+                return super().verify(stored, word)
+            finally:
+                with lock:
+                    running -= 1
+
+    hasher = WordHasher(19456, 2, 1, slots=2)
+    hasher._hasher = CountingPasswordHasher(memory_cost=19456, time_cost=2, parallelism=1, type=Type.ID)
+    word_hash = hasher.hash("a-security-word")
+    threads = [threading.Thread(target=hasher.check, args=(word_hash, "a-security-word")) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == 2

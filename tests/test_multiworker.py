@@ -361,6 +361,17 @@ def test_storage_rules():
     assert serve.default_workers({**enabled, "RATELIMIT_ENABLED": False}, cores=4) == 4
     assert serve.forwarded_allow_ips({"KAMUSM_PROXIES": 0}, {"FORWARDED_ALLOW_IPS": "*"}) == ""
     assert serve.forwarded_allow_ips({"KAMUSM_PROXIES": 1}, {}) == "127.0.0.1,::1"
+    assert serve.argon2_slots({"KAMUSM_ARGON2_SLOTS": 0}, 2, cores=2) == 1
+    assert serve.argon2_slots({"KAMUSM_ARGON2_SLOTS": 0}, 2, cores=8) == 4
+    assert serve.argon2_slots({"KAMUSM_ARGON2_SLOTS": 0}, 3, cores=2) == 1
+    assert serve.argon2_slots({"KAMUSM_ARGON2_SLOTS": 3}, 2, cores=2) is None
+
+
+def test_workers_share_the_cores_for_argon2(server):
+    slots = max(1, (os.cpu_count() or 1) // WORKERS)
+    lines = [line for line in server["log"].read_text().splitlines() if "Argon2id checks at once" in line]
+    assert len(lines) == WORKERS and all(line.endswith(f"runs at most {slots} Argon2id checks at once")
+                                         for line in lines)
 
 
 def test_no_server_error_and_no_lock_error_in_the_log(server):
