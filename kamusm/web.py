@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
+from babel import Locale
+from babel.support import Translations
 from flask import (
     Flask,
     Response,
@@ -32,18 +34,21 @@ from flask import (
     url_for,
 )
 from flask.globals import request_ctx
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime, get_locale, get_translations
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, generate_csrf
 from flask_wtf.form import _Auto
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
+from kamusm.db import note_storage_fault
 from kamusm.errors import KamusmError
 
 CSP = "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 HSTS_SECONDS = 365 * 24 * 3600
 LANGUAGES = ("tr", "en")
+LOCALES = {code: Locale.parse(code) for code in LANGUAGES}
 LANGUAGE_COOKIE = "kamusm_lang"
 LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
 
@@ -85,17 +90,18 @@ def redirect_to(endpoint: str, **values: Any) -> Response:
     return redirect(target, code=303)
 
 
-def select_locale() -> str:
+def select_locale() -> Locale:
+    """The request's language as a ready Locale (Flask-Babel would parse a code on every request)."""
     if not has_request_context():
-        return "en"  # the command line speaks English, like its own messages
+        return LOCALES["en"]  # the command line speaks English, like its own messages
     asked = request.args.get("lang")
     if asked in LANGUAGES:
         g.language_asked = asked
-        return asked
+        return LOCALES[asked]
     remembered = request.cookies.get(LANGUAGE_COOKIE)
     if remembered in LANGUAGES:
-        return remembered
-    return request.accept_languages.best_match(LANGUAGES) or "tr"
+        return LOCALES[remembered]
+    return LOCALES[request.accept_languages.best_match(LANGUAGES) or "tr"]
 
 
 def raise_storage_error() -> None:
@@ -156,8 +162,33 @@ def page_csrf_token() -> str:
         return ""
 
 
+def csrf_field() -> Markup:
+    """The hidden CSRF input of a form; a global rather than a macro, so pages need no import for it."""
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(page_csrf_token())
+
+
 def template_context() -> dict[str, Any]:
-    return {"current_locale": str(get_locale() or "tr"), "cache_buster": secrets.token_hex(4)}
+    return {"current_locale": str(get_locale() or "tr")}
+
+
+def request_translations() -> Translations:
+    """The request's catalog, found once: Flask-Babel looks it up anew for every string a template
+    translates (a dozen or more per page)."""
+    translations = g.get("translations")
+    if translations is None:
+        translations = g.translations = get_translations()
+    return translations
+
+
+@lru_cache(maxsize=256)
+def _static_url(script_root: str, filename: str) -> str:
+    return url_for("static", filename=filename)
+
+
+def static_url(filename: str) -> str:
+    """url_for('static') for the layout's files, built once per script root: they never move
+    while the process runs, and every page links seven of them."""
+    return _static_url(request.script_root, filename)
 
 
 def format_timestamp(timestamp: float) -> str:
@@ -203,6 +234,12 @@ def init_app(app: Flask) -> None:
     app.after_request(add_security_headers)
     app.context_processor(template_context)
     app.jinja_env.globals["page_csrf_token"] = page_csrf_token  # a global, so imported macros see it too
+    app.jinja_env.globals["csrf_field"] = csrf_field
+    app.jinja_env.globals["static_url"] = static_url
+    app.jinja_env.install_gettext_callables(  # replaces Flask-Babel's, which look the catalog up per string
+        gettext=lambda string: request_translations().ugettext(string),
+        ngettext=lambda singular, plural, n: request_translations().ungettext(singular, plural, n),
+        newstyle=True)
     app.add_template_filter(format_timestamp, "datetime")
     app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))
     register_error_pages(app)
@@ -221,6 +258,7 @@ def register_error_pages(app: Flask) -> None:
     def storage_unavailable(error: sqlite3.OperationalError):
         # Locked past the busy timeout, read-only, or full: the write was rolled back, nothing is half-done.
         current_app.logger.error("storage unavailable: %s", error)
+        note_storage_fault()
         response = make_response(_error_page(503, _(
             "Sistem şu anda isteğinizi kaydedemiyor. Hiçbir bilginiz değişmedi; lütfen biraz sonra tekrar deneyiniz.")))
         response.headers["Retry-After"] = "30"
