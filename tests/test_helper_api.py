@@ -451,6 +451,8 @@ def test_non_origins_are_refused(text):
 def test_command_default_origin_comes_from_the_app(app, monkeypatch, tmp_path):
     started = []
     monkeypatch.setattr(helper, "serve", lambda *args: started.append(args))
+    helper_log = logging.getLogger("kamusm.helper")
+    handlers_before = list(helper_log.handlers)
     runner = CliRunner()
     home = ["--home", str(tmp_path)]
     assert runner.invoke(helper_command, ["--backend", "sim", *home]).exit_code == 0
@@ -464,6 +466,7 @@ def test_command_default_origin_comes_from_the_app(app, monkeypatch, tmp_path):
         (0, ["https://imza.example.edu.tr"], "pcsc", tmp_path),
         (8765, ["https://a.example", "https://b.example"], "pcsc", tmp_path),
     ]
+    assert helper_log.handlers == handlers_before and helper_log.propagate  # nothing left on a closed stream
 
 
 def test_python_m_refuses_a_wildcard_origin_with_a_message(home, capsys):

@@ -77,8 +77,11 @@ def helper_command(port: int, origins: tuple[str, ...], backend: str, home: Path
     """Run the local card helper on 127.0.0.1 for the portal's /unlock page."""
     # Its own handler, not propagated: under `flask` the "kamusm" logger has Flask's handler too,
     # which would print every line twice.
+    # Taken off again when the helper stops, so a process that runs the command twice (the tests)
+    # neither doubles its lines nor keeps writing to a stream that has gone.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    propagate, level = log.propagate, log.level
     log.addHandler(handler)
     log.propagate = False
     log.setLevel(logging.INFO)
@@ -86,6 +89,10 @@ def helper_command(port: int, origins: tuple[str, ...], backend: str, home: Path
         serve(port, list(origins) or [_default_origin()], backend, home or default_home())
     except (HelperSetupError, OSError) as error:
         raise click.ClickException(str(error)) from error
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
+        log.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> None:
