@@ -3,15 +3,20 @@
 An unknown identity is checked against a dummy hash made with the same
 parameters, so a wrong ID costs the same time as a wrong word.
 
-At most `slots` hashes of one process run at once. Argon2id is memory-hard on
-purpose: hashes beyond the cores do not finish sooner, they evict each other's
-19 MiB from the caches and each one costs more CPU (bench/README.md: 21.7 ms
-of server CPU per login with one hash per core, 27.2 ms with eight), and a
-burst of logins cannot grow memory by 19 MiB per waiting request.
+Hashes run on `slots` threads of their own (per process); requests queue for
+them. Argon2id is memory-hard on purpose: hashes beyond the cores do not
+finish sooner, they evict each other's 19 MiB from the caches, and a burst of
+logins cannot grow memory by 19 MiB per waiting request. Own threads rather
+than a semaphore in the request threads: a thread that hashes again and again
+reuses its 19 MiB from its malloc arena, where a different request thread each
+time had the kernel fault in and zero fresh pages (bench/README.md: 23.6 ms of
+server CPU per login with a semaphore, 21.5 ms with the threads).
 """
 from __future__ import annotations
 
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher, Type
@@ -37,12 +42,22 @@ class WordHasher:
         self._hasher = PasswordHasher(memory_cost=memory_kib, time_cost=time_cost,
                                       parallelism=parallelism, type=Type.ID)
         self.slots = slots
-        self._slots = threading.BoundedSemaphore(slots)
-        self._dummy_hash = self.hash(_DUMMY_WORD)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
+        # Made here, not on the pool: the app is built before gunicorn forks with --preload.
+        self._dummy_hash = self._hasher.hash(_DUMMY_WORD)
+
+    def _threads(self) -> ThreadPoolExecutor:
+        """The hashing threads, started on first use in this process (a forked child has none)."""
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="argon2")
+                self._pool_pid = os.getpid()
+            return self._pool
 
     def hash(self, word: str) -> str:
-        with self._slots:
-            return self._hasher.hash(word)
+        return self._threads().submit(self._hasher.hash, word).result()
 
     def check(self, stored_hash: str | None, word: str) -> WordCheck:
         """Check word against stored_hash (None checks against the dummy and fails).
@@ -51,14 +66,13 @@ class WordHasher:
         Argon2's verify compares in constant time.
         """
         try:
-            with self._slots:
-                self._hasher.verify(stored_hash or self._dummy_hash, word)
+            self._threads().submit(self._hasher.verify, stored_hash or self._dummy_hash, word).result()
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return WordCheck(ok=False)
         if stored_hash is None:
             return WordCheck(ok=False)
         if self._hasher.check_needs_rehash(stored_hash):
-            return WordCheck(ok=True, new_hash=self._hasher.hash(word))
+            return WordCheck(ok=True, new_hash=self.hash(word))
         return WordCheck(ok=True)
 
 

@@ -384,3 +384,24 @@ def test_hash_slots_bound_how_many_checks_run_at_once():
     for thread in threads:
         thread.join()
     assert most == 2
+
+
+def test_a_forked_child_hashes_on_threads_of_its_own():
+    import os
+    import signal
+
+    from kamusm.words import WordHasher
+
+    hasher = WordHasher(19456, 2, 1, slots=1)
+    word_hash = hasher.hash("a-security-word")  # the parent's hashing thread is running now
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(20)  # a child waiting on a thread it did not inherit would hang: die instead
+        ok = False
+        try:
+            ok = hasher.check(word_hash, "a-security-word").ok
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert hasher.check(word_hash, "a-security-word").ok
