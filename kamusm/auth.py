@@ -164,13 +164,13 @@ def login_context() -> dict:
     return {"logged_in": login_state(session).stage == STAGE_DONE}
 
 
-def _login_screen(form: LoginForm, status: int = 200, errors: dict | None = None, message: str | None = None):
+def _login_screen(identity: str = "", status: int = 200, errors: dict | None = None, message: str | None = None):
     notice = None
     if request.args.get("expired"):
         notice = _("Oturumunuzun süresi doldu. Lütfen yeniden giriş yapınız.")
     elif request.args.get("bye"):
         notice = _("Çıkış yaptınız.")
-    return web.render_screen("login", "form", status=status, form=form, errors=errors or {},
+    return web.render_screen("login", "form", status=status, identity=identity, errors=errors or {},
                              message=message, notice=notice, captcha_on=_captcha_on(),
                              cache_buster=secrets.token_hex(4))
 
@@ -184,7 +184,7 @@ def index():
 def login():
     if login_state(session).stage == STAGE_DONE:
         return web.redirect_to("menu.menu")
-    return _login_screen(LoginForm())
+    return _login_screen()
 
 
 @bp.post("/login")
@@ -208,12 +208,12 @@ def login_post():
             errors["captcha"] = _("Resimdeki yazı hatalı ya da süresi dolmuş. Lütfen yeni resimdeki yazıyı giriniz.")
     if errors:
         audit.record(db, now, "login.form", "rejected", None, ip, fields=sorted(errors))
-        return _login_screen(form, 422, errors)
+        return _login_screen(form.identity.data or "", 422, errors)
     try:
         holder = check_security_word(db, current_app.extensions["kamusm.hasher"], identity,
                                      form.security_word.data, now, current_app.config["KAMUSM_LOCKOUT_THRESHOLD"], ip)
     except LoginFailed as exc:
-        return _login_screen(form, 401, message=str(exc))
+        return _login_screen(form.identity.data or "", 401, message=str(exc))
     session.clear()
     session.rotate()
     session["login"] = {"stage": STAGE_WORD_OK, "holder_id": holder["id"], "attempt": secrets.token_urlsafe(16)}

@@ -54,13 +54,15 @@ LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
 
 
 class TextForm(FlaskForm):
-    """A form of text fields read from the urlencoded or multipart form only.
+    """A form of text fields read from the urlencoded or multipart form only, without a CSRF field of its own.
 
     Flask-WTF would also fill fields from file parts (FileStorage) and JSON bodies (any type);
     every field here is a string, so those sources are never consulted.
     """
 
     class Meta:
+        csrf = False  # CSRFProtect has checked every POST before a view runs; a second token per form only costs
+
         def wrap_formdata(self, form, formdata):
             if formdata is not _Auto:
                 return formdata
