@@ -214,8 +214,7 @@ def login_post():
                                      form.security_word.data, now, current_app.config["KAMUSM_LOCKOUT_THRESHOLD"], ip)
     except LoginFailed as exc:
         return _login_screen(form.identity.data or "", 401, message=str(exc))
-    session.clear()
-    session.rotate()
+    web.start_fresh_session()
     session["login"] = {"stage": STAGE_WORD_OK, "holder_id": holder["id"], "attempt": secrets.token_urlsafe(16)}
     return web.redirect_to("auth.login_sms")
 
@@ -313,8 +312,7 @@ def login_code_post():
         audit.record(db, now, "login.code", "wrong", state.holder_id, ip)
         return _code_screen(form, 422, str(exc))
     audit.record(db, now, "login", "ok", holder_id, ip)
-    session.clear()
-    session.rotate()
+    web.start_fresh_session()
     session["login"] = {"stage": STAGE_DONE, "holder_id": holder_id, "attempt": None}
     session["holder_id"] = holder_id
     session["code_confirmed_at"] = now

@@ -156,6 +156,16 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
+def start_fresh_session() -> None:
+    """Empty the session and give it a new id (session fixation) and a new CSRF token, at each step of
+    a login. The token is made now so that it is saved with the new id: the next page need not write
+    the session again just to add one."""
+    session.clear()
+    session.rotate()
+    g.pop("csrf_token", None)  # Flask-WTF's per-request copy of the old token
+    generate_csrf()
+
+
 def page_csrf_token() -> str:
     """The CSRF token for a page; empty when the session could not be opened (an error page about storage)."""
     try:

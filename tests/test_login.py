@@ -153,6 +153,19 @@ def test_session_id_changes_at_login(client, auth):
     assert len({before, after_word, after_code}) == 3
 
 
+def test_csrf_token_changes_at_each_login_step_and_the_old_one_is_refused(client, auth):
+    anonymous = csrf_token(client)
+    auth.word()
+    after_word = csrf_token(client, "/login/sms")
+    auth.send_sms()
+    auth.code()
+    after_code = csrf_token(client, "/menu")
+    assert len({anonymous, after_word, after_code}) == 3
+    assert client.post("/logout", data={"csrf_token": anonymous}).status_code == 400
+    assert client.post("/logout", data={"csrf_token": after_word}).status_code == 400
+    assert client.post("/logout", data={"csrf_token": after_code}).headers["Location"] == "/login?bye=1"
+
+
 def test_logout_ends_the_session_server_side(client, auth, app):
     auth.login()
     cookie = client.get_cookie("kamusm_session").value
