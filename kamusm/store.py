@@ -67,12 +67,13 @@ def write(db: sqlite_utils.Database, durable: bool = False) -> Iterator[sqlite_u
         _begin_immediate(conn)
         try:
             yield db
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # also after a COMMIT that failed (disk full): it leaves the transaction open
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
     finally:
-        if durable:
+        if durable and not conn.in_transaction:  # else the connection is past saving and gets discarded
             conn.execute("PRAGMA synchronous = NORMAL")
 
 

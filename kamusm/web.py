@@ -186,9 +186,9 @@ def template_context() -> dict[str, Any]:
 def request_translations() -> Translations:
     """The request's catalog, found once: Flask-Babel looks it up anew for every string a template
     translates (a dozen or more per page)."""
-    translations = g.get("translations")
+    translations = g.get("kamusm_translations")
     if translations is None:
-        translations = g.translations = get_translations()
+        translations = g.kamusm_translations = get_translations()
     return translations
 
 
