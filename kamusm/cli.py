@@ -136,8 +136,9 @@ def holder_add_command(identity: str, name: str, phone: str, email: str) -> None
         raise click.ClickException("name: 1 to 100 characters")
     if store.find_holder(db, record["identity"]) is not None:
         raise click.ClickException("a holder with that identity exists already")
-    holder_id = store.upsert_holder(db, record, now)
-    audit.record(db, now, "admin.holder_add", "ok", holder_id)
+    with store.write(db):  # the holder and its audit entry land together
+        holder_id = store.upsert_holder(db, record, now)
+        audit.record(db, now, "admin.holder_add", "ok", holder_id)
     click.echo(f"holder {record['identity']} added; give them `kamusm holder reset-link {record['identity']}`")
 
 
@@ -164,9 +165,10 @@ def holder_lock_command(identity: str) -> None:
     """Lock the holder out until `holder unlock`, and end their sessions."""
     db, now = get_db(), _now()
     holder = _holder_or_fail(db, identity)
-    store.lock_holder(db, holder["id"], now + ADMIN_LOCK_SECONDS)
-    ended = store.delete_holder_sessions(db, holder["id"])
-    audit.record(db, now, "admin.holder_lock", "ok", holder["id"], sessions_ended=ended)
+    with store.write(db):
+        store.lock_holder(db, holder["id"], now + ADMIN_LOCK_SECONDS)
+        ended = store.delete_holder_sessions(db, holder["id"])
+        audit.record(db, now, "admin.holder_lock", "ok", holder["id"], sessions_ended=ended)
     click.echo(f"holder {holder['identity']} locked; {ended} session(s) ended")
 
 
@@ -176,8 +178,9 @@ def holder_unlock_command(identity: str) -> None:
     """Lift a lock (the administrator's or the failed-login lockout)."""
     db, now = get_db(), _now()
     holder = _holder_or_fail(db, identity)
-    store.clear_login_failures(db, holder["id"])
-    audit.record(db, now, "admin.holder_unlock", "ok", holder["id"])
+    with store.write(db):
+        store.clear_login_failures(db, holder["id"])
+        audit.record(db, now, "admin.holder_unlock", "ok", holder["id"])
     click.echo(f"holder {holder['identity']} unlocked")
 
 

@@ -163,10 +163,11 @@ def report_result():
     if operation not in OPERATIONS or outcome not in OUTCOMES:
         return _refuse(400, _("Bilinmeyen işlem."))
     card = holder_card(db, holder_id, request.form.get("card_serial", ""))
-    audit.record(db, now, f"unlock.{operation}", outcome, holder_id, _ip(),
-                 serial=card["serial"] if card else None, reported_by="browser")
-    if outcome == "ok" and operation in ("change", "unblock") and card is not None:
-        store.mark_pin_replaced(db, card["serial"], now)
+    with store.write(db):  # the report and the stale-PIN mark land together
+        audit.record(db, now, f"unlock.{operation}", outcome, holder_id, _ip(),
+                     serial=card["serial"] if card else None, reported_by="browser")
+        if outcome == "ok" and operation in ("change", "unblock") and card is not None:
+            store.mark_pin_replaced(db, card["serial"], now)
     return jsonify(message=outcome_message(operation, outcome))
 
 
