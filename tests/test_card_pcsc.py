@@ -18,38 +18,18 @@ from card_stack import (  # noqa: F401  (the *_fixture names are the card_stack 
 )
 
 from kamusm.card import pcsc
-from kamusm.card.apdu import CardError, LastTryRefused
+from kamusm.card.apdu import LastTryRefused
 from kamusm.card.pcsc import PcscBackend
 from kamusm.card.reader import CardSession, change_pin, read_card, unblock_pin, verify_pin
+from tests.card_actions import NEW_PIN, WRONG_PIN, WRONG_PUK, block_pin, counters, error_of
 
 pytestmark = pytest.mark.card
-
-NEW_PIN = "135790"
-WRONG_PIN = "000000"
-WRONG_PUK = "11111111"
 
 
 @pytest.fixture
 def backend(fresh_card):
     with PcscBackend(VIRTUAL_READER) as backend:
         yield backend
-
-
-def error_of(call, *args, **kwargs) -> CardError:
-    with pytest.raises(CardError) as caught:
-        call(*args, **kwargs)
-    return caught.value
-
-
-def counters(backend) -> tuple[int, int]:
-    info = read_card(backend)
-    return info["pin_tries_left"], info["puk_tries_left"]
-
-
-def block_pin(backend) -> None:
-    error_of(verify_pin, backend, WRONG_PIN)
-    error_of(verify_pin, backend, WRONG_PIN)
-    error_of(verify_pin, backend, WRONG_PIN, confirm_last_try=True)
 
 
 def test_reads_serial_and_counters(backend):

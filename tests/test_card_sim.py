@@ -18,16 +18,14 @@ from pathlib import Path
 import pytest
 
 from kamusm.card import reader, virtual
-from kamusm.card.apdu import CardError, LastTryRefused
+from kamusm.card.apdu import LastTryRefused
 from kamusm.card.reader import SimBackend, change_pin, read_card, unblock_pin, verify_pin
 from kamusm.card.sim import SIM_ATR, SimCard
+from tests.card_actions import NEW_PIN, WRONG_PIN, WRONG_PUK, block_pin, counters, error_of
 
 SERIAL = "14000001"
 PIN = "482916"
 PUK = "73910284"
-NEW_PIN = "135790"
-WRONG_PIN = "000000"
-WRONG_PUK = "11111111"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,23 +42,6 @@ def card(state_path) -> SimCard:
 @pytest.fixture
 def backend(card) -> SimBackend:
     return SimBackend(card)
-
-
-def error_of(call, *args, **kwargs) -> CardError:
-    with pytest.raises(CardError) as caught:
-        call(*args, **kwargs)
-    return caught.value
-
-
-def counters(backend) -> tuple[int, int]:
-    info = read_card(backend)
-    return info["pin_tries_left"], info["puk_tries_left"]
-
-
-def block_pin(backend) -> None:
-    error_of(verify_pin, backend, WRONG_PIN)
-    error_of(verify_pin, backend, WRONG_PIN)
-    error_of(verify_pin, backend, WRONG_PIN, confirm_last_try=True)
 
 
 def test_read_card(backend):
