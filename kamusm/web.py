@@ -13,7 +13,6 @@ import re
 import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +41,7 @@ from flask_wtf.form import _Auto
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
+from kamusm import templating
 from kamusm.db import note_storage_fault
 from kamusm.errors import KamusmError
 
@@ -78,8 +78,8 @@ def render_screen(screen: str, state: str, status: int = 200, **context: Any) ->
     """Render templates/pages/<screen>.html, or only its partial <screen>_<state> for HTMX."""
     partial = f"partials/{screen}_{state}.html"
     if is_htmx_partial():
-        return render_template(partial, **context), status
-    return render_template(f"pages/{screen}.html", partial=partial, **context), status
+        return render_template(templating.page_template(partial), **context), status
+    return render_template(templating.page_template(f"pages/{screen}.html"), partial=partial, **context), status
 
 
 def redirect_to(endpoint: str, **values: Any) -> Response:
@@ -192,17 +192,6 @@ def request_translations() -> Translations:
     return translations
 
 
-@lru_cache(maxsize=256)
-def _static_url(script_root: str, filename: str) -> str:
-    return url_for("static", filename=filename)
-
-
-def static_url(filename: str) -> str:
-    """url_for('static') for the layout's files, built once per script root: they never move
-    while the process runs, and every page links seven of them."""
-    return _static_url(request.script_root, filename)
-
-
 def format_timestamp(timestamp: float) -> str:
     return format_datetime(datetime.fromtimestamp(timestamp, timezone.utc), "medium")
 
@@ -247,12 +236,12 @@ def init_app(app: Flask) -> None:
     app.context_processor(template_context)
     app.jinja_env.globals["page_csrf_token"] = page_csrf_token  # a global, so imported macros see it too
     app.jinja_env.globals["csrf_field"] = csrf_field
-    app.jinja_env.globals["static_url"] = static_url
     app.jinja_env.install_gettext_callables(  # replaces Flask-Babel's, which look the catalog up per string
         gettext=lambda string: request_translations().ugettext(string),
         ngettext=lambda singular, plural, n: request_translations().ungettext(singular, plural, n),
         newstyle=True)
     app.add_template_filter(format_timestamp, "datetime")
+    templating.init_app(app, LANGUAGES)
     app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))
     register_error_pages(app)
 
