@@ -8,16 +8,17 @@ from another site are refused by Sec-Fetch-Site/Origin before CSRF is checked.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 from babel import Locale
-from babel.support import Translations
 from flask import (
     Flask,
     Response,
@@ -33,13 +34,15 @@ from flask import (
     url_for,
 )
 from flask.globals import request_ctx
-from flask_babel import format_datetime, get_locale, get_translations
+from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, generate_csrf
 from flask_wtf.form import _Auto
 from markupsafe import Markup
+from werkzeug.datastructures import LanguageAccept
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_accept_header
 
 from kamusm import templating
 from kamusm.db import note_storage_fault
@@ -50,6 +53,7 @@ HSTS_SECONDS = 365 * 24 * 3600
 LANGUAGES = ("tr", "en")
 LOCALES = {code: Locale.parse(code) for code in LANGUAGES}
 LANGUAGE_COOKIE = "kamusm_lang"
+SIGNED_CSRF_TOKEN = "csrf_token_signed"
 LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
 
 
@@ -77,9 +81,11 @@ def is_htmx_partial() -> bool:
 def render_screen(screen: str, state: str, status: int = 200, **context: Any) -> tuple[str, int]:
     """Render templates/pages/<screen>.html, or only its partial <screen>_<state> for HTMX."""
     partial = f"partials/{screen}_{state}.html"
+    language = str(get_locale())
     if is_htmx_partial():
-        return render_template(templating.page_template(partial), **context), status
-    return render_template(templating.page_template(f"pages/{screen}.html"), partial=partial, **context), status
+        return render_template(templating.page_template(partial, language), current_locale=language, **context), status
+    return render_template(templating.page_template(f"pages/{screen}.html", language), partial=partial,
+                           current_locale=language, **context), status
 
 
 def redirect_to(endpoint: str, **values: Any) -> Response:
@@ -103,7 +109,13 @@ def select_locale() -> Locale:
     remembered = request.cookies.get(LANGUAGE_COOKIE)
     if remembered in LANGUAGES:
         return LOCALES[remembered]
-    return LOCALES[request.accept_languages.best_match(LANGUAGES) or "tr"]
+    return LOCALES[_best_language(request.headers.get("Accept-Language", ""))]
+
+
+@lru_cache(maxsize=256)
+def _best_language(accept_language: str) -> str:
+    """The language an Accept-Language header prefers: browsers send the same few headers again and again."""
+    return parse_accept_header(accept_language, LanguageAccept).best_match(LANGUAGES) or "tr"
 
 
 def raise_storage_error() -> None:
@@ -163,33 +175,35 @@ def start_fresh_session() -> None:
     session.clear()
     session.rotate()
     g.pop("csrf_token", None)  # Flask-WTF's per-request copy of the old token
-    generate_csrf()
+    page_csrf_token()
 
 
 def page_csrf_token() -> str:
-    """The CSRF token for a page; empty when the session could not be opened (an error page about storage)."""
+    """The CSRF token for a page; empty when the session could not be opened (an error page about storage).
+
+    Flask-WTF signs the session's CSRF secret anew for every page, a tenth of what a page cost. With
+    WTF_CSRF_TIME_LIMIT off, the signature never expires while the secret and the key stay the same, so
+    the signed token is kept in the session, beside the id of the key that signed it."""
     try:
-        return generate_csrf()
+        key_id = _key_id(current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key)
+        kept = session.get(SIGNED_CSRF_TOKEN)
+        if kept and kept[0] == key_id:
+            return kept[1]
+        token = generate_csrf()
+        session[SIGNED_CSRF_TOKEN] = [key_id, token]
+        return token
     except (AssertionError, sqlite3.Error):
         return ""
+
+
+@lru_cache(maxsize=4)
+def _key_id(key: str | bytes) -> str:
+    return hashlib.sha256(key if isinstance(key, bytes) else key.encode()).hexdigest()[:16]
 
 
 def csrf_field() -> Markup:
     """The hidden CSRF input of a form; a global rather than a macro, so pages need no import for it."""
     return Markup('<input type="hidden" name="csrf_token" value="{}">').format(page_csrf_token())
-
-
-def template_context() -> dict[str, Any]:
-    return {"current_locale": str(get_locale() or "tr")}
-
-
-def request_translations() -> Translations:
-    """The request's catalog, found once: Flask-Babel looks it up anew for every string a template
-    translates (a dozen or more per page)."""
-    translations = g.get("kamusm_translations")
-    if translations is None:
-        translations = g.kamusm_translations = get_translations()
-    return translations
 
 
 def format_timestamp(timestamp: float) -> str:
@@ -233,13 +247,8 @@ def init_app(app: Flask) -> None:
     app.before_request(raise_storage_error)
     app.before_request(refuse_cross_site)
     app.after_request(add_security_headers)
-    app.context_processor(template_context)
     app.jinja_env.globals["page_csrf_token"] = page_csrf_token  # a global, so imported macros see it too
     app.jinja_env.globals["csrf_field"] = csrf_field
-    app.jinja_env.install_gettext_callables(  # replaces Flask-Babel's, which look the catalog up per string
-        gettext=lambda string: request_translations().ugettext(string),
-        ngettext=lambda singular, plural, n: request_translations().ungettext(singular, plural, n),
-        newstyle=True)
     app.add_template_filter(format_timestamp, "datetime")
     templating.init_app(app, LANGUAGES)
     app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))
