@@ -84,6 +84,23 @@ def test_wrong_csrf_token_is_refused(client):
     assert response.status_code == 400
 
 
+def test_a_sessions_signed_csrf_token_is_kept_and_accepted(client, auth):
+    auth.login()
+    first, second = csrf_token(client, "/menu"), csrf_token(client, "/pin-puk")
+    assert first == second
+    assert client.post("/logout", data={"csrf_token": second}).headers["Location"] == "/login?bye=1"
+
+
+def test_a_new_secret_key_gets_a_newly_signed_csrf_token(app, client, auth):
+    auth.login()
+    kept = csrf_token(client, "/menu")
+    app.secret_key = "another key of the server, after an operator replaced it"
+    fresh = csrf_token(client, "/menu")
+    assert fresh != kept
+    assert client.post("/logout", data={"csrf_token": kept}).status_code == 400
+    assert client.post("/logout", data={"csrf_token": fresh}).headers["Location"] == "/login?bye=1"
+
+
 @pytest.mark.parametrize("headers", [
     {"Sec-Fetch-Site": "cross-site"},
     {"Origin": "https://evil.example"},
