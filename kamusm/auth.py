@@ -158,6 +158,12 @@ def current_holder() -> dict:
     return store.get_holder(get_db(), login_state(session).holder_id)
 
 
+def masked_name() -> str:
+    """The holder's masked name, kept in the session at login: the menu needs nothing else from the
+    database. (A session from before it was kept reads the holder.)"""
+    return session.get("masked_name") or mask_name(current_holder()["name"])
+
+
 @bp.app_context_processor
 def login_context() -> dict:
     """Every page knows whether to show "Çıkış"."""
@@ -316,6 +322,7 @@ def login_code_post():
     session["login"] = {"stage": STAGE_DONE, "holder_id": holder_id, "attempt": None}
     session["holder_id"] = holder_id
     session["code_confirmed_at"] = now
+    session["masked_name"] = mask_name(store.get_holder(db, holder_id)["name"])
     return web.redirect_to("menu.menu")
 
 

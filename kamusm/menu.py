@@ -11,5 +11,4 @@ bp = Blueprint("menu", __name__)
 @bp.get("/menu")
 @auth.require_stage(auth.STAGE_DONE)
 def menu():
-    holder = auth.current_holder()
-    return web.render_screen("menu", "operations", masked_name=auth.mask_name(holder["name"]))
+    return web.render_screen("menu", "operations", masked_name=auth.masked_name())

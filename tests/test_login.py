@@ -41,6 +41,16 @@ def test_whole_flow_reaches_the_menu(client, auth, app):
     assert ("login", "ok") in audit_events(app)
 
 
+def test_the_menu_greets_from_the_session_and_from_the_holder_without_it(client, auth, db):
+    auth.login()
+    db.execute("UPDATE holders SET name = 'Kemal Demir' WHERE identity = ?", [SELIN["identity"]])
+    db.conn.commit()
+    assert "Sayın S***** Y*****" in client.get("/menu").get_data(as_text=True)  # the name as of login
+    with client.session_transaction() as kept:
+        del kept["masked_name"]  # a session saved before the name was kept in it
+    assert "Sayın K***** D*****" in client.get("/menu").get_data(as_text=True)
+
+
 def test_sms_goes_to_the_holders_phone_only(auth, app):
     auth.word()
     auth.send_sms()
