@@ -1,7 +1,7 @@
 """gunicorn settings for serving kamusm: `gunicorn -c kamusm/gunicorn_conf.py app:app` (`make serve`).
 
-Environment: KAMUSM_BIND (127.0.0.1:5000), KAMUSM_WORKERS (one per core, at
-least 2; 1 while RATELIMIT_STORAGE_URI is memory://), KAMUSM_THREADS (4 per
+Environment: KAMUSM_BIND (127.0.0.1:5000), KAMUSM_WORKERS (one per two cores,
+at least 1; 1 while RATELIMIT_STORAGE_URI is memory://), KAMUSM_THREADS (4 per
 worker); the portal's own settings as usual (environment, then
 instance/kamusm.toml). Decisions and their reasons are in kamusm/serve.py, the
 figures behind them in bench/README.md.

@@ -48,18 +48,22 @@ def effective_settings(environ: Mapping[str, str] | None = None) -> dict[str, An
 
 
 def default_workers(settings: Mapping[str, Any], cores: int | None = None) -> int:
-    """One worker process per core (at least two), or one when the limits count in memory://.
+    """One worker process per two cores (at least one), and one when the limits count in memory://.
 
-    Argon2id is CPU-bound and releases the GIL, SQLite takes one writer at a
-    time: processes beyond the cores add BEGIN IMMEDIATE contention and
-    19 MiB per concurrent hash, not throughput (bench/README.md). Two, so a
-    worker being replaced never leaves the portal without an answer. memory://
-    is correct only in one process, so out of the box (no redis) that is what
-    runs; asking for more with memory:// is refused, not quietly reduced.
+    One worker keeps two cores busy: Argon2id, most of a login's CPU, runs on
+    the worker's hashing threads outside the GIL, beside its request threads.
+    On 2 cores a second worker gave 9 % more flows a second, but a page that
+    reached a worker whose threads were all waiting for its hashes waited for
+    them too: the flow's p99 went up to 6.5 x its p50, against at most 3.7 x
+    with one worker in one queue (bench/README.md). More processes also add
+    BEGIN IMMEDIATE contention and 19 MiB per concurrent hash. A worker that
+    dies is replaced by gunicorn's master while connections wait in the listen
+    backlog. memory:// is correct only in one process; asking for more with it
+    is refused, not quietly reduced.
     """
     if storage_problem(settings, 2):
         return 1
-    return max(2, cores or os.cpu_count() or 1)
+    return max(1, (cores or os.cpu_count() or 1) // 2)
 
 
 def workers_from(environ: Mapping[str, str], settings: Mapping[str, Any]) -> int:

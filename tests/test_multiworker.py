@@ -357,8 +357,9 @@ def test_storage_rules():
     assert serve.storage_problem({**enabled, "RATELIMIT_ENABLED": False}, 4) is None
     assert serve.storage_problem({**enabled, "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379"}, 4) is None
     assert serve.default_workers(enabled, cores=8) == 1
-    assert serve.default_workers({**enabled, "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379"}, cores=1) == 2
-    assert serve.default_workers({**enabled, "RATELIMIT_ENABLED": False}, cores=4) == 4
+    assert serve.default_workers({**enabled, "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379"}, cores=1) == 1
+    assert serve.default_workers({**enabled, "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379"}, cores=2) == 1
+    assert serve.default_workers({**enabled, "RATELIMIT_ENABLED": False}, cores=8) == 4
     assert serve.forwarded_allow_ips({"KAMUSM_PROXIES": 0}, {"FORWARDED_ALLOW_IPS": "*"}) == ""
     assert serve.forwarded_allow_ips({"KAMUSM_PROXIES": 1}, {}) == "127.0.0.1,::1"
     assert serve.argon2_slots({"KAMUSM_ARGON2_SLOTS": 0}, 2, cores=2) == 1
