@@ -3,10 +3,15 @@
 Rules first (plain functions taking db, now and their inputs), views last.
 Security assumptions:
 - One message for an unknown ID, a wrong word and a locked holder, with the
-  same status and (through the dummy hash) about the same time.
+  same status and about the same time: an unknown ID pays the dummy hash, a
+  locked holder waits as long as a check takes (WordHasher.pause_like_check).
 - The captcha and the per-IP limits are checked before the hash, so a flood
   spends no hash CPU; the per-holder lockout lives in the database, shared by
   every worker.
+- An attempt on a known holder is counted in the database before its hash
+  (reserve_attempt), and the one that reaches the threshold sets the lock then:
+  a burst of parallel guesses gets at most `threshold` hashes, one lock and one
+  lockout entry, and a right word behind them is refused like any other.
 - The session id changes when the security word is accepted and again when
   the code is; the login steps can only be taken in order.
 """
@@ -48,26 +53,53 @@ def lock_seconds(failures: int, threshold: int) -> int:
     return min(LOCK_BASE_SECONDS * 2 ** (failures - threshold), LOCK_MAX_SECONDS)
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """An attempt counted before its hash: `failures` counts it; a lock it set is `locked_until`, else 0."""
+    failures: int
+    lock_seconds: int
+    locked_until: float
+
+
+def reserve_attempt(db, holder_id: int, now: float, threshold: int) -> Reservation | None:
+    """Count the attempt as a failure before its word is hashed; None while the holder is locked.
+
+    The attempt that reaches the threshold (or comes after a lock ran out) locks the holder at once,
+    in the same transaction, so the attempts behind it are refused without a hash. Its own hash
+    still runs: a right word clears the count and the lock like any success.
+    """
+    with store.write(db):
+        failures = store.count_login_attempt(db, holder_id, now)
+        if failures is None:
+            return None
+        wait = lock_seconds(failures, threshold)
+        if wait:
+            store.lock_holder(db, holder_id, now + wait)
+    return Reservation(failures, wait, now + wait if wait else 0.0)
+
+
 def check_security_word(db, hasher: WordHasher, identity: str, word: str, now: float, threshold: int,
                         ip: str = "") -> dict:
     """Return the holder whose word this is, or raise LoginFailed (one message for every cause)."""
     holder = store.find_holder(db, identity)
-    if holder is not None and holder["locked_until"] > now:
-        hasher.check(None, word)
-        audit.record(db, now, "login.word", "locked", holder["id"], ip)
-        raise LoginFailed(LOGIN_FAILED_MESSAGE)
-    result = hasher.check(holder["word_hash"] if holder else None, word)
     if holder is None:
+        hasher.check(None, word)
         audit.record(db, now, "login.word", "unknown_identity", None, ip)
         raise LoginFailed(LOGIN_FAILED_MESSAGE)
+    reservation = reserve_attempt(db, holder["id"], now, threshold)
+    if reservation is None:
+        hasher.pause_like_check()
+        audit.record(db, now, "login.word", "locked", holder["id"], ip)
+        raise LoginFailed(LOGIN_FAILED_MESSAGE)
+    result = hasher.check(holder["word_hash"], word)
     if not result.ok:
-        with store.write(db):  # the counter, the lock and their audit entries land together
-            failures = store.record_login_failure(db, holder["id"])
-            wait = lock_seconds(failures, threshold)
-            audit.record(db, now, "login.word", "wrong_word", holder["id"], ip, failures=failures)
-            if wait:
-                store.lock_holder(db, holder["id"], now + wait)
-                audit.record(db, now, "login.lockout", "locked", holder["id"], ip, seconds=wait, failures=failures)
+        with store.write(db):
+            audit.record(db, now, "login.word", "wrong_word", holder["id"], ip, failures=reservation.failures)
+            # Unless a right word that was counted before this one cleared the lock in the meantime.
+            if reservation.lock_seconds and \
+                    store.get_holder(db, holder["id"])["locked_until"] == reservation.locked_until:
+                audit.record(db, now, "login.lockout", "locked", holder["id"], ip,
+                             seconds=reservation.lock_seconds, failures=reservation.failures)
         raise LoginFailed(LOGIN_FAILED_MESSAGE)
     with store.write(db):
         store.clear_login_failures(db, holder["id"])

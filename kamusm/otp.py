@@ -5,7 +5,10 @@ portal's secret and bound to one login attempt, so a code read from another
 session's SMS or from a database copy is useless. Single use is enforced by a
 conditional UPDATE in the database (pyotp's verify() alone would accept a
 replay), which also makes concurrent submissions of one code yield exactly one
-success. A code dies after MAX_WRONG_TRIES wrong entries.
+success. A code dies after MAX_WRONG_TRIES wrong entries; each entry takes its try
+in the database before it is compared, so a burst of guesses gets no more tries
+than a patient guesser. The resend cool-down and the hourly cap are read and the
+new code stored in one write transaction, so a burst of sends gets one SMS.
 """
 from __future__ import annotations
 
@@ -54,14 +57,16 @@ def issue_code(db, key: bytes, holder_id: int, attempt: str, policy: CodePolicy,
     Raises TooSoon inside the resend cool-down or past the hourly cap per holder.
     Earlier codes of the attempt stop working.
     """
-    wait = seconds_until_resend(db, attempt, policy, now)
-    if wait:
-        raise TooSoon(_l("Yeni kod istemek için %(n)d saniye bekleyiniz.", n=wait), wait)
-    if store.count_codes_sent_since(db, holder_id, now - SEND_WINDOW_SECONDS) >= policy.sends_per_hour:
-        raise TooSoon(_l("Bir saat içinde gönderilebilecek SMS sayısına ulaştınız. Lütfen daha sonra deneyiniz."),
-                      SEND_WINDOW_SECONDS)
-    code = new_code()
-    code_id = store.insert_code(db, holder_id, attempt, _code_mac(key, attempt, code), now, now + policy.ttl_seconds)
+    with store.write(db):
+        wait = seconds_until_resend(db, attempt, policy, now)
+        if wait:
+            raise TooSoon(_l("Yeni kod istemek için %(n)d saniye bekleyiniz.", n=wait), wait)
+        if store.count_codes_sent_since(db, holder_id, now - SEND_WINDOW_SECONDS) >= policy.sends_per_hour:
+            raise TooSoon(_l("Bir saat içinde gönderilebilecek SMS sayısına ulaştınız. Lütfen daha sonra deneyiniz."),
+                          SEND_WINDOW_SECONDS)
+        code = new_code()
+        code_id = store.insert_code(db, holder_id, attempt, _code_mac(key, attempt, code), now,
+                                    now + policy.ttl_seconds)
     return code, code_id
 
 
@@ -86,17 +91,25 @@ def spend_code(db, key: bytes, attempt: str, code: str, now: float) -> int:
     tries) and CodeRejected for a wrong code that still has tries left.
     """
     latest = store.latest_code(db, attempt)
-    if latest is None or latest["used_at"] is not None or latest["expires_at"] < now \
-            or latest["wrong_tries"] >= MAX_WRONG_TRIES:
+    tries = store.reserve_code_try(db, latest["id"], now, MAX_WRONG_TRIES) if latest else None
+    if tries is None:
         raise CodeExpired(_l("SMS onay kodunun süresi doldu. Lütfen yeni kod isteyiniz."))
     if not hmac.compare_digest(latest["code_mac"], _code_mac(key, attempt, code)):
-        wrong = store.record_wrong_code(db, latest["id"])
-        if wrong >= MAX_WRONG_TRIES:
+        if tries >= MAX_WRONG_TRIES:
             raise CodeExpired(_l("SMS onay kodu üç kez hatalı girildi. Lütfen yeni kod isteyiniz."))
-        raise CodeRejected(_l("SMS onay kodu hatalı. Kalan deneme hakkı: %(n)d", n=MAX_WRONG_TRIES - wrong))
-    if not store.claim_code(db, latest["id"], now, MAX_WRONG_TRIES):
+        raise CodeRejected(_l("SMS onay kodu hatalı. Kalan deneme hakkı: %(n)d", n=MAX_WRONG_TRIES - tries))
+    if not store.claim_code(db, latest["id"], now):
         raise CodeExpired(_l("SMS onay kodunun süresi doldu. Lütfen yeni kod isteyiniz."))
     return latest["holder_id"]
+
+
+def was_sent(db, key: bytes, attempt: str, code: str) -> bool:
+    """Whether `code` is the attempt's latest code, dead or alive; spends nothing, counts no try.
+
+    Only to tell a holder why a code that was right once is refused now (its request was voided).
+    """
+    latest = store.latest_code(db, attempt)
+    return latest is not None and hmac.compare_digest(latest["code_mac"], _code_mac(key, attempt, code))
 
 
 def seconds_left(db, attempt: str, now: float) -> int:

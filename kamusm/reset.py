@@ -46,11 +46,16 @@ def issue_link_token(db, holder_id: int, purpose: str, now: float, payload: str 
     return token
 
 
-def live_token(db, token: str, now: float) -> dict | None:
-    """The token's row while it is unused and unexpired, else None."""
+def find_link_token(db, token: str) -> dict | None:
+    """The token's row in whatever state (used, voided, expired); None for a token never issued."""
     if not token or len(token) > 100:
         return None
-    row = store.find_token(db, _hash(token))
+    return store.find_token(db, _hash(token))
+
+
+def live_token(db, token: str, now: float) -> dict | None:
+    """The token's row while it is unused and unexpired, else None."""
+    row = find_link_token(db, token)
     if row is None or row["used_at"] is not None or row["expires_at"] < now:
         return None
     return row
@@ -103,11 +108,12 @@ def request_reset(db, identity: str, email_domains: list[str], now: float, ip: s
     if not email_domain_allowed(holder["email"], email_domains):
         audit.record(db, now, "word.forgot", "foreign_domain", holder["id"], ip)
         return None
-    if store.count_tokens_since(db, holder["id"], PURPOSE_RESET, now - 3600) >= RESETS_PER_HOLDER_PER_HOUR:
-        audit.record(db, now, "word.forgot", "capped", holder["id"], ip)
-        return None
-    token = issue_link_token(db, holder["id"], PURPOSE_RESET, now)
-    audit.record(db, now, "word.forgot", "link_issued", holder["id"], ip)
+    with store.write(db):  # counted and issued under one lock, or a burst of requests passes the cap together
+        if store.count_tokens_since(db, holder["id"], PURPOSE_RESET, now - 3600) >= RESETS_PER_HOLDER_PER_HOUR:
+            audit.record(db, now, "word.forgot", "capped", holder["id"], ip)
+            return None
+        token = issue_link_token(db, holder["id"], PURPOSE_RESET, now)
+        audit.record(db, now, "word.forgot", "link_issued", holder["id"], ip)
     return holder, token
 
 

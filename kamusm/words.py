@@ -11,11 +11,15 @@ than a semaphore in the request threads: a thread that hashes again and again
 reuses its 19 MiB from its malloc arena, where a different request thread each
 time had the kernel fault in and zero fresh pages (bench/README.md: 23.6 ms of
 server CPU per login with a semaphore, 21.5 ms with the threads).
+
+`pause_like_check()` answers as slowly as a check without hashing: a locked
+holder's refusal spends no hash but must not come back faster than a wrong ID's.
 """
 from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,6 +31,7 @@ from kamusm.errors import ValidationError
 
 SECURITY_WORD_MAX_LENGTH = 128
 _DUMMY_WORD = "kamusm-dummy-security-word"
+_CHECK_TIME_WEIGHT = 0.2  # of the newest check in the running mean: follows a burst within a few checks
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,9 @@ class WordHasher:
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
         # Made here, not on the pool: the app is built before gunicorn forks with --preload.
+        started = time.perf_counter()
         self._dummy_hash = self._hasher.hash(_DUMMY_WORD)
+        self._check_seconds = time.perf_counter() - started  # until the first check is timed
 
     def _threads(self) -> ThreadPoolExecutor:
         """The hashing threads, started on first use in this process (a forked child has none)."""
@@ -65,15 +72,23 @@ class WordHasher:
         Returns a new hash when the stored one was made with weaker parameters.
         Argon2's verify compares in constant time.
         """
+        started = time.perf_counter()
         try:
             self._threads().submit(self._hasher.verify, stored_hash or self._dummy_hash, word).result()
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return WordCheck(ok=False)
+        finally:
+            # Timed with the wait for a hashing thread, which is what a caller sees under load.
+            self._check_seconds += (time.perf_counter() - started - self._check_seconds) * _CHECK_TIME_WEIGHT
         if stored_hash is None:
             return WordCheck(ok=False)
         if self._hasher.check_needs_rehash(stored_hash):
             return WordCheck(ok=True, new_hash=self.hash(word))
         return WordCheck(ok=True)
+
+    def pause_like_check(self) -> None:
+        """Wait about as long as a check takes in this process now, hashing nothing."""
+        time.sleep(self._check_seconds)
 
 
 def check_word_input(word: str) -> str:

@@ -10,6 +10,13 @@ from tests.conftest import CAPTCHA_ANSWER, KEMAL, SELIN, csrf_token, latest_code
 LOGIN_FAILED = "Kimlik numarası ya da güvenlik sözcüğü hatalı"
 
 
+def login_form(client, identity, word):
+    """The login form with the client's token and a fresh captcha, ready to post."""
+    form = {"csrf_token": csrf_token(client), "identity": identity, "captcha": CAPTCHA_ANSWER, "security_word": word}
+    client.get("/captcha.png")
+    return form
+
+
 def audit_events(app, event=None):
     with app.app_context():
         from kamusm.db import get_db
@@ -262,6 +269,17 @@ def test_three_wrong_codes_kill_the_code(client, auth, app):
     assert auth.code(good).status_code == 422
 
 
+def test_the_right_code_after_two_wrong_ones_still_opens(auth, app):
+    """Each entry takes its try before it is compared; the right one's try is its own, not a third wrong one."""
+    auth.word()
+    auth.send_sms()
+    good = latest_code(app)
+    for step in (1, 2):
+        assert f"Kalan deneme hakkı: {3 - step}" in auth.code(f"{(int(good) + step) % 1_000_000:06d}").get_data(
+            as_text=True)
+    assert auth.code(good).headers["Location"] == "/menu"
+
+
 @pytest.mark.parametrize(("code", "message"), [
     ("", "SMS onay kodunu giriniz."),
     ("12345", "6 rakamdan"),
@@ -323,6 +341,56 @@ def test_lockout_grows(auth, clock):
     assert auth.word().status_code == 401
     clock.advance(30)
     assert auth.word().status_code == 303
+
+
+def test_a_burst_of_wrong_words_over_http_is_hashed_threshold_times_and_the_right_word_behind_it_refused(app):
+    """40 clients post a wrong word at once, a 41st the right word once their hashes have begun:
+    5 Argon2id checks in all (the threshold), one lockout entry, 41 identical refusals."""
+    from tests.counting_hasher import CountingHasher
+
+    burst, threshold = 40, app.config["KAMUSM_LOCKOUT_THRESHOLD"]
+    hasher = app.extensions["kamusm.hasher"] = CountingHasher(slots=1)  # one hashing thread: the burst queues
+    clients = [app.test_client() for _ in range(burst + 1)]
+    forms = [login_form(client, SELIN["identity"], "wrong-word") for client in clients]
+    forms[-1]["security_word"] = SELIN["security_word"]
+    barrier = threading.Barrier(burst + 1)
+    responses = [None] * (burst + 1)
+
+    def post(index):
+        barrier.wait(30)
+        if index == burst:
+            assert hasher.wait_for_checks(threshold), "the wrong words never reached their hashes"
+        responses[index] = clients[index].post("/login", data=forms[index])
+
+    threads = [threading.Thread(target=post, args=(index,)) for index in range(burst + 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert [response.status_code for response in responses] == [401] * (burst + 1)
+    assert all(LOGIN_FAILED in response.get_data(as_text=True) for response in responses)
+    assert hasher.checks == threshold
+    assert audit_events(app, "login.lockout") == [("login.lockout", "locked")]
+    words = audit_events(app, "login.word")
+    assert words.count(("login.word", "wrong_word")) == threshold and ("login.word", "ok") not in words
+    assert words.count(("login.word", "locked")) == burst + 1 - threshold
+
+
+def test_a_locked_holder_answers_as_slowly_as_an_unknown_id(auth, client):
+    """No hash for a locked holder, but no quicker answer either: it waits as long as a check takes."""
+    import statistics
+    import time
+
+    for _ in range(5):
+        auth.word(word="wrong-word")
+    locked, unknown = [], []
+    for _ in range(8):
+        for identity, times in ((SELIN["identity"], locked), ("10000000450", unknown)):
+            form = login_form(client, identity, "wrong-word")
+            started = time.perf_counter()
+            assert client.post("/login", data=form).status_code == 401
+            times.append(time.perf_counter() - started)
+    assert statistics.median(locked) > 0.6 * statistics.median(unknown)
 
 
 def test_success_resets_the_failure_count(auth, app):

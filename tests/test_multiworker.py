@@ -25,10 +25,12 @@ from urllib.parse import urlencode
 
 import pytest
 
-from kamusm import create_app, serve, store, vault
+from kamusm import serve, store, vault
 from kamusm.auth import LOCK_BASE_SECONDS
 from kamusm.db import get_db
 from kamusm.demo import DEMO_HOLDERS, load_demo_holders
+from kamusm.factory import create_app
+from kamusm.words import WordHasher
 
 pytestmark = pytest.mark.multiworker
 
@@ -43,6 +45,8 @@ TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 PID = re.compile(r"<(\d+)>$")
 SELIN, KEMAL, AYSE = DEMO_HOLDERS
 UNKNOWN_IDENTITY = "10000000450"  # checksum-valid, not a holder: costs the dummy hash
+BURST = 40
+LOGIN_FAILED = "Kimlik numarası ya da güvenlik sözcüğü hatalı"
 
 STATUSES: list[int] = []  # every status any test here saw, for the no-5xx check at the end
 
@@ -275,6 +279,86 @@ def test_burst_of_wrong_words_loses_no_update(server, db):
     assert len(wrong) + len(locked) == 12
     assert holder["locked_until"] > time.time()
     assert len(set().union(*(pids_for(server["log"], b.source, "/login") for b in browsers))) >= 2
+
+
+def add_holder(db, identity: str, phone: str, word: str) -> int:
+    """A holder of the test's own (the demo holders carry the state of the tests above), hashed with
+    the server's Argon2id costs (the defaults)."""
+    record = {"identity": identity, "name": "Deniz Ak", "phone": phone, "email": f"{identity.lower()}@demo.edu.tr",
+              "word_hash": WordHasher(19456, 2, 1).hash(word)}
+    return store.upsert_holder(db, record, time.time())
+
+
+def wait_until(check, what: str) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while not check():
+        assert time.monotonic() < deadline, f"{what} did not happen within {START_SECONDS} s"
+        time.sleep(0.005)
+
+
+def test_a_burst_of_wrong_words_across_workers_is_hashed_threshold_times_and_locks_once(server, db):
+    """40 wrong words at once from 40 addresses, and the right word as soon as the database shows the
+    first five counted: the holder's hash checked 5 times in all (one wrong_word entry per check),
+    one lock, one lockout entry, and 41 identical refusals."""
+    port = server["port"]
+    holder_id = add_holder(db, "BURST0001", "+905430000091", "burst-right-word")
+    browsers = [Browser(port, f"127.0.6.{index + 1}") for index in range(BURST + 1)]
+    forms = [browser.login_form("BURST0001", "wrong-word") for browser in browsers]
+    forms[-1]["security_word"] = "burst-right-word"
+    started = time.time()
+
+    def right_word_behind_them():
+        watcher = store.connect(server["instance"] / "kamusm.db")
+        try:
+            wait_until(lambda: store.get_holder(watcher, holder_id)["failed_logins"] >= LOCKOUT_THRESHOLD,
+                       "five counted attempts")
+        finally:
+            watcher.conn.close()
+        return browsers[-1].request("POST", "/login", forms[-1])
+
+    calls = [lambda b=b, f=f: b.request("POST", "/login", f) for b, f in zip(browsers[:-1], forms[:-1], strict=True)]
+    answers = in_parallel(calls + [right_word_behind_them])
+    assert [status for status, _, _ in answers] == [401] * (BURST + 1)
+    assert all(LOGIN_FAILED in page for _, _, page in answers)
+    outcomes = [(entry["event"], entry["outcome"]) for entry in store.audit_entries(db, holder_id)]
+    assert outcomes.count(("login.word", "wrong_word")) == LOCKOUT_THRESHOLD
+    assert outcomes.count(("login.lockout", "locked")) == 1
+    assert outcomes.count(("login.word", "locked")) == BURST + 1 - LOCKOUT_THRESHOLD
+    assert ("login.word", "ok") not in outcomes
+    holder = store.get_holder(db, holder_id)
+    assert holder["failed_logins"] == LOCKOUT_THRESHOLD
+    assert started + LOCK_BASE_SECONDS - 1 <= holder["locked_until"] <= time.time() + LOCK_BASE_SECONDS
+    assert len(set().union(*(pids_for(server["log"], b.source, "/login") for b in browsers))) >= 2
+
+
+def test_bursts_of_sms_sends_and_wrong_codes_across_workers_get_one_sms_and_three_tries(server, db):
+    port = server["port"]
+    holder_id = add_holder(db, "BURST0002", "+905430000092", "burst-sms-word")
+    browser = Browser(port, "127.0.7.1")
+    assert browser.request("POST", "/login", browser.login_form("BURST0002", "burst-sms-word"))[0] == 303
+    form = {"csrf_token": browser.token("/login/sms")}
+
+    def clone(index: int) -> Browser:
+        copy = Browser(port, f"127.0.7.{index + 10}")
+        copy.cookies = dict(browser.cookies)
+        return copy
+
+    clones = [clone(index) for index in range(30)]
+    statuses = in_parallel([lambda c=c: c.request("POST", "/login/sms", form)[0] for c in clones])
+    assert sorted(statuses) == [303] + [429] * 29
+    assert [message["recipient"] for message in store.latest_outbox(db, "sms", 100)].count("+905430000092") == 1
+    assert store.count_codes_sent_since(db, holder_id, 0) == 1
+    assert len(set().union(*(pids_for(server["log"], c.source, "/login/sms") for c in clones))) >= 2
+
+    body = store.latest_outbox(db, "sms", 1)[0]["body"]
+    code = re.search(r"\b(\d{6})\b", body).group(1)
+    form = {"csrf_token": browser.token("/login/code"), "code": f"{(int(code) + 1) % 1_000_000:06d}"}
+    statuses = in_parallel([lambda c=c: c.request("POST", "/login/code", form)[0] for c in clones])
+    assert statuses == [422] * 30
+    attempt = next(iter(db.query("SELECT attempt FROM sms_codes WHERE holder_id = ?", [holder_id])))["attempt"]
+    assert store.latest_code(db, attempt)["wrong_tries"] == 3
+    status, location, _ = browser.request("POST", "/login/code", {**form, "code": code})
+    assert (status, location) != (303, "/menu")
 
 
 def test_one_code_submitted_in_parallel_opens_the_menu_once(server, db):
