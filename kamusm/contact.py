@@ -40,3 +40,9 @@ def normalize_email(raw: str, domains: list[str]) -> str:
         raise ValidationError(_l("Yalnızca kurumsal e-posta adresleri kabul edilir: %(domains)s",
                                  domains=", ".join(domains)), "email")
     return text.lower()
+
+
+def mask_email(email: str) -> str:
+    """'selin.yeni@demo.edu.tr' -> 's*****@demo.edu.tr': the domain and the first character, a fixed number of stars."""
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}*****@{domain}"

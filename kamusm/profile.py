@@ -3,28 +3,100 @@
 Security assumptions:
 - Asking for a change needs an SMS code confirmed in the last 5 minutes
   (kamusm.stepup), so a stolen session alone cannot redirect the holder's codes.
-- A new e-mail address counts only once the holder opens the one-time link
+- A new e-mail address counts only once the holder confirms the one-time link
   mailed to it; a new phone number only once the code sent to it comes back.
   Until then the old value stays in force.
+- A code or link confirms exactly the value it was sent to: the new number is
+  part of the attempt id that the code's MAC covers and is read back from it,
+  never from what the session asks for now; the new address is the link
+  token's payload. A newer request voids the older one (its codes, its link),
+  so the older code or link fails, with a message of its own.
+- Opening the e-mail link changes nothing: GET shows the address and a button,
+  and only the POST (CSRF-checked) confirms, so a mail scanner that follows
+  links confirms nothing. The link needs no login (it may be opened on another
+  device than the request was made on): the 256-bit token is the proof. The
+  address is shown in full only to the holder's own logged-in session.
 - A phone change is announced by SMS to the old number, so a holder whose
   number was changed behind their back hears of it.
 """
 from __future__ import annotations
 
+import secrets
+
 from flask import Blueprint, current_app, request, session
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
-from kamusm import audit, auth, mail, reset, sms, stepup, store, web
-from kamusm.contact import normalize_email, normalize_phone
+from kamusm import audit, auth, mail, otp, reset, sms, stepup, store, web
+from kamusm.contact import mask_email, normalize_email, normalize_phone
 from kamusm.db import get_db
 from kamusm.errors import CodeRejected, SmsFailed, ValidationError
 from kamusm.extensions import limiter
 
 PURPOSE_EMAIL = "email"
-PHONE_ATTEMPT = "phone_attempt"
+PHONE_ATTEMPT = "profile_phone_attempt"
 PENDING = "profile_pending"
+VOIDED_ATTEMPTS = "profile_voided_attempts"
+VOIDED_ATTEMPTS_KEPT = 3
+LINK_GONE_STATUS = 410
+
+
+def new_phone_attempt(phone: str) -> str:
+    """An attempt id that carries the number its code is sent to ('<random>:+905…')."""
+    return f"{secrets.token_urlsafe(16)}:{phone}"
+
+
+def attempt_phone(attempt: str) -> str:
+    return attempt.partition(":")[2]
+
+
+def link_state(row: dict | None, now: float) -> str:
+    """'unknown', 'voided', 'used', 'expired' or 'live' for an e-mail change token's row."""
+    if row is None or row["purpose"] != PURPOSE_EMAIL:
+        return "unknown"
+    if row["voided_at"] is not None:
+        return "voided"
+    if row["used_at"] is not None:
+        return "used"
+    if row["expires_at"] < now:
+        return "expired"
+    return "live"
+
+
+def issue_email_link(db, holder_id: int, email: str, now: float, ip: str) -> str:
+    """A link token confirming `email` for the holder; the holder's older live link is voided."""
+    with store.write(db):
+        if store.void_tokens(db, holder_id, PURPOSE_EMAIL, now):
+            audit.record(db, now, "profile.email", "voided", holder_id, ip, stage="link")
+        token = reset.issue_link_token(db, holder_id, PURPOSE_EMAIL, now, payload=email)
+    return token
+
+
+def confirm_email_link(db, token: str, now: float, ip: str) -> str:
+    """Spend a live e-mail change link and store its address; return 'confirmed' or the state that refused it."""
+    with store.write(db):  # the state read and the claim in one transaction: two clicks confirm once
+        row = reset.find_link_token(db, token)
+        state = link_state(row, now)
+        if state == "live":
+            store.claim_token(db, row["id_hash"], now)
+            store.set_contact(db, row["holder_id"], "email", row["payload"])
+            audit.record(db, now, "profile.email", "confirmed", row["holder_id"], ip)
+            return "confirmed"
+        if state != "unknown":
+            audit.record(db, now, "profile.email", "refused", row["holder_id"], ip, reason=state)
+    return state
+
 
 bp = Blueprint("profile", __name__)
+
+LINK_REFUSALS = {  # state: (HTTP status, message)
+    "unknown": (404, _l("Bu bağlantı geçerli değil. Bağlantıyı e-postadaki gibi eksiksiz açtığınızdan emin olunuz.")),
+    "used": (LINK_GONE_STATUS, _l("Bu bağlantı daha önce kullanıldı: e-posta adresi değişikliği zaten onaylandı.")),
+    "expired": (LINK_GONE_STATUS, _l("Bu bağlantının süresi doldu. E-posta adresinizi değiştirmek için Kişisel "
+                                     "Bilgiler ekranından yeniden isteyiniz.")),
+    "voided": (LINK_GONE_STATUS, _l("Bu bağlantı, daha sonra istediğiniz yeni bir e-posta adresi değişikliğiyle "
+                                    "geçersiz kaldı. En son gelen e-postadaki bağlantıyı kullanınız.")),
+}
 
 
 def _now() -> float:
@@ -59,21 +131,39 @@ def change():
     try:
         if "email" in form:
             email = normalize_email(form["email"], current_app.config["KAMUSM_EMAIL_DOMAINS"])
-            pending = {"field": "email", "value": email}
+            asked = {"field": "email", "value": email}
         elif "phone" in form:
-            pending = {"field": "phone", "value": normalize_phone(form["phone"])}
+            asked = {"field": "phone", "value": normalize_phone(form["phone"])}
         else:
             return _screen(status=422, message=_("Değiştirilecek bilgiyi giriniz."))
     except ValidationError as exc:
         return _screen(status=422, errors={exc.field: str(exc)}, values=form.to_dict())
     holder = auth.current_holder()
-    if pending["value"] == holder[pending["field"]]:
-        return _screen(status=422, errors={pending["field"]: _("Bu zaten kayıtlı bilginiz.")}, values=form.to_dict())
-    session[PENDING] = {**pending, "stage": "stepup"}
+    if asked["value"] == holder[asked["field"]]:
+        return _screen(status=422, errors={asked["field"]: _("Bu zaten kayıtlı bilginiz.")}, values=form.to_dict())
+    audit.record(get_db(), _now(), f"profile.{asked['field']}", "requested", holder["id"], _ip())
+    previous = session.get(PENDING)
+    if previous and previous["stage"] == "phone" and session.get(PHONE_ATTEMPT) \
+            and asked == {"field": "phone", "value": previous["value"]}:
+        return _send_phone_code()  # the same number again: a resend under the same attempt, nothing voided
+    if previous:
+        _void_pending(previous)
+    session[PENDING] = {**asked, "stage": "stepup"}
     if not stepup.is_recent():
         status, problem = stepup.send_code()
         return _screen("code", status, problem)
     return _start_verification()
+
+
+def _void_pending(previous: dict) -> None:
+    """A newer request replaces the pending one: the code already sent to a new number stops working."""
+    db, now = get_db(), _now()
+    attempt = session.pop(PHONE_ATTEMPT, None) if previous["stage"] == "phone" else None
+    if attempt:
+        store.void_codes(db, attempt, now)
+        session[VOIDED_ATTEMPTS] = [attempt, *session.get(VOIDED_ATTEMPTS, [])][:VOIDED_ATTEMPTS_KEPT]
+    audit.record(db, now, f"profile.{previous['field']}", "voided", session["holder_id"], _ip(),
+                 stage=previous["stage"])
 
 
 def _take_code(code: str):
@@ -81,15 +171,31 @@ def _take_code(code: str):
     pending = session.get(PENDING)
     if not pending:
         return _screen(status=409, message=_("Bekleyen bir değişiklik yok."))
+    event = f"profile.{pending['field']}"
+    attempt = session.get(PHONE_ATTEMPT) or ""
     try:
         if pending["stage"] == "stepup":
             stepup.confirm(code)
             return _start_verification()
         stepup.spend_code(code, PHONE_ATTEMPT)
-    except (ValidationError, CodeRejected) as exc:
-        audit.record(get_db(), _now(), f"profile.{pending['field']}", "code_rejected", session["holder_id"], _ip())
+    except ValidationError as exc:
+        audit.record(get_db(), _now(), event, "refused", session["holder_id"], _ip(), reason="bad_input")
         return _screen("code", 422, str(exc))
-    return _apply_phone(pending["value"])
+    except CodeRejected as exc:
+        if pending["stage"] == "phone" and _code_of_voided_request(code):
+            audit.record(get_db(), _now(), event, "refused", session["holder_id"], _ip(), reason="voided")
+            return _screen("code", 422, _("Bu kod, daha sonra istediğiniz yeni bir numara değişikliğiyle geçersiz "
+                                          "kaldı. %(phone)s numarasına gönderilen son kodu giriniz.",
+                                          phone=pending["value"]))
+        audit.record(get_db(), _now(), event, "refused", session["holder_id"], _ip(), reason="wrong_code")
+        return _screen("code", 422, str(exc))
+    return _apply_phone(attempt_phone(attempt))
+
+
+def _code_of_voided_request(code: str) -> bool:
+    entered = otp.check_code_input(code)
+    return any(otp.was_sent(get_db(), current_app.secret_key, attempt, entered)
+               for attempt in session.get(VOIDED_ATTEMPTS, []))
 
 
 def _start_verification():
@@ -97,10 +203,10 @@ def _start_verification():
     pending = session[PENDING]
     db, now, holder = get_db(), _now(), auth.current_holder()
     if pending["field"] == "email":
-        token = reset.issue_link_token(db, holder["id"], PURPOSE_EMAIL, now, payload=pending["value"])
+        token = issue_email_link(db, holder["id"], pending["value"], now, _ip())
         body = _("Sayın %(name)s,\n\nKamu SM bireysel işlemler portalında e-posta adresinizi bu adresle değiştirmek "
-                 "istediniz. Onaylamak için aşağıdaki bağlantıyı 30 dakika içinde açınız. Bu isteği siz yapmadıysanız "
-                 "bu e-postayı dikkate almayınız.\n\n%(link)s\n",
+                 "istediniz. Onaylamak için aşağıdaki bağlantıyı 30 dakika içinde açınız ve açılan sayfadaki "
+                 "düğmeye basınız. Bu isteği siz yapmadıysanız bu e-postayı dikkate almayınız.\n\n%(link)s\n",
                  name=holder["name"], link=reset.link_for(token, "profile.confirm_email"))
         mail_id = mail.queue_mail(db, holder["id"], pending["value"], _("E-posta adresi doğrulama"), body, now)
         delivered = mail.deliver_queued(db, mail.make_backend(current_app.config, db, current_app.config["CLOCK"]),
@@ -113,16 +219,24 @@ def _start_verification():
         return _screen(notice=_("%(email)s adresine bir doğrulama bağlantısı gönderildi. Bağlantıyı açana kadar "
                                 "eski adresiniz geçerli kalır.", email=pending["value"]))
     session[PENDING] = {**pending, "stage": "phone"}
-    status, problem = stepup.send_code(PHONE_ATTEMPT, phone=pending["value"], event="profile.phone_code")
+    session[PHONE_ATTEMPT] = new_phone_attempt(pending["value"])
+    return _send_phone_code()
+
+
+def _send_phone_code():
+    status, problem = stepup.send_code(PHONE_ATTEMPT, phone=attempt_phone(session[PHONE_ATTEMPT]),
+                                       event="profile.phone_code")
     return _screen("code", status, problem)
 
 
 def _apply_phone(new_phone: str):
     db, now, holder = get_db(), _now(), auth.current_holder()
     old_phone = holder["phone"]
-    store.set_contact(db, holder["id"], "phone", new_phone)
-    audit.record(db, now, "profile.phone", "changed", holder["id"], _ip())
+    with store.write(db):
+        store.set_contact(db, holder["id"], "phone", new_phone)
+        audit.record(db, now, "profile.phone", "confirmed", holder["id"], _ip())
     session.pop(PENDING, None)
+    session.pop(VOIDED_ATTEMPTS, None)
     try:
         sms.make_backend(current_app.config, get_db, _now).send(old_phone, _(
             "Kamu SM bireysel işlemler: cep telefonu numaranız değiştirildi. Bu değişikliği siz yapmadıysanız "
@@ -132,15 +246,27 @@ def _apply_phone(new_phone: str):
     return _screen(notice=_("Cep telefonu numaranız değiştirildi."))
 
 
+def _link_refused(state: str):
+    status, message = LINK_REFUSALS[state]
+    return web.render_screen("profile_email", "invalid", status=status, message=message)
+
+
 @bp.get("/profile/email/<token>")
 def confirm_email(token: str):
-    db, now = get_db(), _now()
-    row = reset.live_token(db, token, now)
-    if row is None or row["purpose"] != PURPOSE_EMAIL:
-        return web.render_screen("reset", "invalid", status=404)
-    with store.write(db):
-        if not store.claim_token(db, row["id_hash"], now):
-            return web.render_screen("reset", "invalid", status=404)
-        store.set_contact(db, row["holder_id"], "email", row["payload"])
-        audit.record(db, now, "profile.email", "changed", row["holder_id"], _ip())
-    return web.render_screen("profile", "email_confirmed")
+    """The mailed link: shows what it would confirm and a button; writes nothing."""
+    row = reset.find_link_token(get_db(), token)
+    state = link_state(row, _now())
+    if state != "live":
+        return _link_refused(state)
+    login = auth.login_state(session)
+    own = login.stage == auth.STAGE_DONE and login.holder_id == row["holder_id"]
+    return web.render_screen("profile_email", "confirm", email=row["payload"] if own else mask_email(row["payload"]))
+
+
+@bp.post("/profile/email/<token>")
+@limiter.limit("10 per minute")
+def confirm_email_post(token: str):
+    state = confirm_email_link(get_db(), token, _now(), _ip())
+    if state != "confirmed":
+        return _link_refused(state)
+    return web.render_screen("profile_email", "confirmed")
