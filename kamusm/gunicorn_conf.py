@@ -12,7 +12,10 @@ figures behind them in bench/README.md.
   worker, and keep-alive works. Argon2id releases the GIL, so hashes of one
   worker's threads run on both cores.
 - Refuses to start (SystemExit naming the fix) with more than one worker and
-  RATELIMIT_STORAGE_URI=memory://, and when a redis:// storage does not answer.
+  RATELIMIT_STORAGE_URI=memory://, when a redis:// storage does not answer, and
+  when KAMUSM_PROXIES is set but it would listen beyond loopback (a forged
+  X-Forwarded-For would dodge the per-IP limits) without
+  KAMUSM_PROXY_NETWORK_TRUSTED=1.
 - KAMUSM_ARGON2_SLOTS=0 (the default) becomes the cores shared among the
   workers, so the whole server runs about one Argon2id hash per core.
 """
@@ -61,10 +64,9 @@ control_socket_disable = True
 
 
 def on_starting(server):
-    """Refuse a configuration whose per-IP limits would not hold (gunicorn -w counts here)."""
+    """Refuse a configuration whose per-IP limits would not hold (gunicorn -w and -b count here)."""
     settings = serve.effective_settings()
-    problem = (serve.storage_problem(settings, server.cfg.workers)
-               or serve.storage_unreachable(settings))
+    problem = serve.start_problem(settings, server.cfg.workers, server.cfg.bind)
     if problem:
         server.log.error(problem)
         raise SystemExit(problem)

@@ -5,6 +5,8 @@ Security assumptions:
   the holder confirmed an SMS code in the last 5 minutes (kamusm.stepup); otherwise a
   fresh code is sent first (step-up). Revealed values go only into that
   response, which is never cached; they are not put in the session.
+- Delete needs the same recent code, and its `confirm` box on top: a session
+  left open (or stolen) cannot destroy the vault, and a code alone deletes nothing.
 - The PUK of a card whose certificate was issued in 2011 or later is never
   shown: such cards are unlocked online (Kilit Çözme), which uses the PUK
   without showing it.
@@ -79,7 +81,8 @@ def _ip() -> str:
     return request.remote_addr or ""
 
 
-def _screen(state: str, status: int = 200, message: str | None = None, rows: list[dict] | None = None):
+def _screen(state: str, status: int = 200, message: str | None = None, rows: list[dict] | None = None,
+            **context):
     db = get_db()
     holder_id = session["holder_id"]
     if rows is None:
@@ -88,7 +91,7 @@ def _screen(state: str, status: int = 200, message: str | None = None, rows: lis
     if state == "masked" and rows and not any(row["has_secrets"] for row in rows):
         state = "deleted"
     return web.render_screen("pin_puk", state, status=status, rows=rows, message=message,
-                             deleted_at=deleted_at, mask=mask, mask_serial=mask_serial)
+                             deleted_at=deleted_at, mask=mask, mask_serial=mask_serial, **context)
 
 
 @bp.get("/pin-puk")
@@ -112,12 +115,12 @@ def reveal():
     code = request.form.get("code")
     if code is None:
         status, problem = stepup.send_code()
-        return _screen("stepup", status, problem)
+        return _screen("stepup", status, problem, stepup_for="reveal")
     try:
         stepup.confirm(code)
     except (ValidationError, CodeRejected) as exc:
         audit.record(get_db(), _now(), "stepup.code", "rejected", session["holder_id"], _ip())
-        return _screen("stepup", 422, str(exc))
+        return _screen("stepup", 422, str(exc), stepup_for="reveal")
     return _reveal()
 
 
@@ -140,8 +143,23 @@ def save():
 @auth.require_stage(auth.STAGE_DONE)
 def delete():
     db, now, holder_id = get_db(), _now(), session["holder_id"]
-    if request.form.get("confirm") != CONFIRM_VALUE:
-        return _screen("masked", 422, _("Silmek için kutuyu işaretleyerek onaylayınız."))
+    confirmed = request.form.get("confirm") == CONFIRM_VALUE
+    not_confirmed = _("Silmek için kutuyu işaretleyerek onaylayınız.")
+    if not stepup.is_recent():
+        code = request.form.get("code")
+        if code is None:
+            if not confirmed:  # no SMS is spent on a form that could not delete anyway
+                return _screen("masked", 422, not_confirmed)
+            audit.record(db, now, "pinpuk.delete", "stepup", holder_id, _ip())
+            status, problem = stepup.send_code()
+            return _screen("stepup", status, problem, stepup_for="delete", confirmed=confirmed)
+        try:
+            stepup.confirm(code)
+        except (ValidationError, CodeRejected) as exc:
+            audit.record(db, now, "stepup.code", "rejected", holder_id, _ip(), action="pinpuk.delete")
+            return _screen("stepup", 422, str(exc), stepup_for="delete", confirmed=confirmed)
+    if not confirmed:
+        return _screen("masked", 422, not_confirmed)
     with store.write(db, durable=True):
         removed = vault.destroy_secrets(db, holder_id)
         store.mark_secrets_deleted(db, holder_id, now)

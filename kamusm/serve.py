@@ -8,14 +8,21 @@ Security assumptions:
   multiply (the per-holder lockout and code single use are in SQLite and hold
   across workers whatever the storage).
 - X-Forwarded-* are trusted only when KAMUSM_PROXIES says a proxy is in front.
+  The app's ProxyFix then believes X-Forwarded-For from whoever connects, so a
+  client that reaches gunicorn directly could name any address and dodge every
+  per-IP limit. With KAMUSM_PROXIES the server therefore listens on loopback
+  only (the proxy on the same machine), unless KAMUSM_PROXY_NETWORK_TRUSTED
+  says that only the proxy can reach the address it binds.
 - Access log lines are formatted here and handed to the "gunicorn.access"
   logger as one string, so kamusm.web.RedactLinkTokens sees (and redacts) the
   path; the format carries no query string, referrer or user agent.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -132,6 +139,54 @@ def _without_password(uri: str) -> str:
     if "@" in rest:
         rest = "***@" + rest.rsplit("@", 1)[1]
     return f"{scheme}{sep}{rest}"
+
+
+def is_loopback_bind(bind: str) -> bool:
+    """Whether a gunicorn bind (host:port, [v6]:port, unix:PATH, fd://N) is reachable from this machine only."""
+    from gunicorn.util import parse_address
+
+    try:
+        address = parse_address(bind)
+    except (RuntimeError, ValueError):
+        return False
+    if isinstance(address, str):
+        return True  # a unix socket
+    if isinstance(address, int):
+        return False  # an inherited descriptor: nothing says where it listens
+    host = address[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "" (every address) or a host name that may resolve anywhere
+
+
+def proxy_bind_problem(settings: Mapping[str, Any], binds: Iterable[str]) -> str | None:
+    """Why the server must not listen on `binds` with these settings, or None when it may.
+
+    With KAMUSM_PROXIES the app believes X-Forwarded-For: a client reaching a non-loopback
+    address directly could forge it. Allowed there only with KAMUSM_PROXY_NETWORK_TRUSTED.
+    """
+    if not settings["KAMUSM_PROXIES"] or settings["KAMUSM_PROXY_NETWORK_TRUSTED"]:
+        return None
+    exposed = [bind for bind in binds if not is_loopback_bind(bind)]
+    if not exposed:
+        return None
+    return (f"kamusm: refusing to listen on {', '.join(exposed)} with KAMUSM_PROXIES="
+            f"{settings['KAMUSM_PROXIES']}: the portal believes X-Forwarded-For, so a client reaching it there "
+            "directly could forge its address and dodge every per-IP limit. Listen on loopback "
+            f"(KAMUSM_BIND={DEFAULT_BIND}, the default) behind a proxy on this machine, or, when only the proxy "
+            "can reach this address (a firewall or a private network), set KAMUSM_PROXY_NETWORK_TRUSTED=1.")
+
+
+def start_problem(settings: Mapping[str, Any], workers: int, binds: Iterable[str]) -> str | None:
+    """Why the server must not start (the first reason), or None: gunicorn_conf.on_starting's check.
+
+    The storage is asked last: it is the only check that talks to the network.
+    """
+    return (storage_problem(settings, workers) or proxy_bind_problem(settings, binds)
+            or storage_unreachable(settings))
 
 
 def forwarded_allow_ips(settings: Mapping[str, Any], environ: Mapping[str, str]) -> str:

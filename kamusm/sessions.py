@@ -4,6 +4,11 @@ The cookie carries only a random 256-bit token; the database keys the row by
 the token's SHA-256, so a copy of the database cannot be replayed as cookies.
 Idle and absolute timeouts are enforced here on every request; `rotate()` gives
 a new id at login, `destroy()` removes the row at logout.
+
+Requests for static files are sessionless: the cookie is not read, no row is
+touched or made, and no cookie is set, so even a missing file's 404 page hands
+out no session and no CSRF token. A response that sets or clears the cookie is
+marked no-store here, whoever built it.
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ class ServerSession(CallbackDict, SessionMixin):
         self.destroy_requested = False
         self.expired_on_open = False
         self.storage_error: sqlite3.Error | None = None
+        self.sessionless = False
 
     def rotate(self) -> None:
         """Give this session a new id at the end of the request (session fixation)."""
@@ -59,14 +65,26 @@ def cookie_name(request: Request) -> str:
     return SECURE_COOKIE_NAME if request.is_secure else COOKIE_NAME
 
 
+def is_static_path(app: Flask, path: str) -> bool:
+    return bool(app.static_url_path) and path.startswith(f"{app.static_url_path}/")
+
+
 class SqliteSessionInterface(SessionInterface):
     def __init__(self, db_factory, clock=time.time):
         self._db_factory = db_factory
         self._clock = clock
 
+    def is_null_session(self, obj: object) -> bool:
+        """Flask saves no null session: a sessionless request's writes (if any) go nowhere."""
+        return getattr(obj, "sessionless", False) or super().is_null_session(obj)
+
     def open_session(self, app: Flask, request: Request) -> ServerSession:
-        token = request.cookies.get(cookie_name(request))
         now = self._clock()
+        if is_static_path(app, request.path):
+            sessionless = ServerSession(created_at=now)
+            sessionless.sessionless = True
+            return sessionless
+        token = request.cookies.get(cookie_name(request))
         if not token or len(token) > 100:
             return ServerSession(created_at=now)
         try:
@@ -101,6 +119,7 @@ class SqliteSessionInterface(SessionInterface):
             if session.token:
                 store.delete_session(db, _hash(session.token))
             response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
+            response.headers["Cache-Control"] = "no-store"
             return
         if not session.modified:
             if session.token and now - (session.seen_at or 0) > TOUCH_INTERVAL_SECONDS:
@@ -118,3 +137,4 @@ class SqliteSessionInterface(SessionInterface):
             store.save_session(db, _hash(session.token), dict(session), session.get("holder_id"),
                                session.created_at, now)
         response.set_cookie(name, session.token, path="/", secure=secure, httponly=True, samesite="Lax")
+        response.headers["Cache-Control"] = "no-store"  # a cached copy would hand the cookie to the next user

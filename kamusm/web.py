@@ -3,7 +3,9 @@ cross-site refusal, language choice, and the error pages.
 
 Security assumptions: the CSP forbids inline script and style, so templates
 carry none and htmx never evaluates code; Cache-Control no-store goes on every
-dynamic response, so no page with a secret or a CSRF token is cached; POSTs
+dynamic response and every error page (a missing static file's too), and
+kamusm.sessions adds it to any response that sets the session cookie, so no
+page with a secret, a CSRF token or a cookie is cached; POSTs
 from another site are refused by Sec-Fetch-Site/Origin before CSRF is checked.
 """
 from __future__ import annotations
@@ -132,17 +134,19 @@ def refuse_cross_site() -> None:
     Sec-Fetch-Site, where the browser sends it, decides. Without it the Origin
     must match; "null" counts as foreign then. (With Referrer-Policy no-referrer,
     browsers send Origin: null on ordinary same-origin form posts, so null alone
-    cannot be refused when Sec-Fetch-Site vouches for the request.)
+    cannot be refused when Sec-Fetch-Site vouches for the request.) Both are compared
+    without regard to case, so a "CROSS-SITE" from some client or proxy is still refused
+    (an origin's scheme and host are case-insensitive anyway).
     """
     if request.method in {"GET", "HEAD", "OPTIONS"}:
         return
-    site = request.headers.get("Sec-Fetch-Site")
+    site = request.headers.get("Sec-Fetch-Site", "").lower()
     if site in {"cross-site", "same-site"}:
         abort(403)
     if site in {"same-origin", "none"}:
         return
     origin = request.headers.get("Origin")
-    if origin is not None and origin != request.host_url.rstrip("/"):
+    if origin is not None and origin.lower() != request.host_url.rstrip("/").lower():
         abort(403)
 
 
@@ -160,10 +164,10 @@ def add_security_headers(response: Response) -> Response:
     headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
     if request.is_secure:
         headers["Strict-Transport-Security"] = f"max-age={HSTS_SECONDS}; includeSubDomains"
-    if request.endpoint != "static":
+    if request.endpoint != "static" or response.status_code >= 400:  # a static file's 404 is a page too
         headers["Cache-Control"] = "no-store"
         headers.add("Vary", "HX-Request")
-    if getattr(g, "language_asked", None):
+    if getattr(g, "language_asked", None) and not session.sessionless:
         response.set_cookie(LANGUAGE_COOKIE, g.language_asked, max_age=LANGUAGE_COOKIE_SECONDS,
                             secure=request.is_secure, httponly=True, samesite="Lax")
     return response
@@ -184,7 +188,11 @@ def page_csrf_token() -> str:
 
     Flask-WTF signs the session's CSRF secret anew for every page, a tenth of what a page cost. With
     WTF_CSRF_TIME_LIMIT off, the signature never expires while the secret and the key stay the same, so
-    the signed token is kept in the session, beside the id of the key that signed it."""
+    the signed token is kept in the session, beside the id of the key that signed it.
+
+    Also empty for a sessionless request (a static file's error page): it has no session to keep a token in."""
+    if session.sessionless:
+        return ""
     try:
         key_id = _key_id(current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key)
         kept = session.get(SIGNED_CSRF_TOKEN)

@@ -1,4 +1,4 @@
-"""APDU bytes, PIN blocks, status-word mapping and the 61xx/6Cxx exchange (pure, no card)."""
+"""APDU bytes, PIN blocks, status-word mapping and the 61xx/6Cxx exchange (pure; the simulated card in process)."""
 from __future__ import annotations
 
 import pytest
@@ -6,6 +6,7 @@ import pytest
 from kamusm.card import apdu
 from kamusm.card.apdu import CardError, LastTryRefused
 from kamusm.card.profile import DEFAULT_PROFILE, CardProfile
+from kamusm.card.sim import SimCard
 
 P = DEFAULT_PROFILE
 SECRET_PIN = "482916"
@@ -181,6 +182,32 @@ def test_transceive_honours_6cxx_once():
     card = ScriptedCard([("", 0x6C0A), ("", 0x6C0B)])
     assert apdu.transceive(card.transmit, apdu.build_read_binary()) == (b"", 0x6C0B)
     assert len(card.sent) == 2
+
+
+def test_transceive_does_not_resend_a_6cxx_naming_the_same_le():
+    """6C00 to an Le=00 command asks for what was asked: resending would get 6C00 again, for ever."""
+    card = ScriptedCard([("", 0x6C00)])
+    assert apdu.transceive(card.transmit, apdu.build_read_binary(offset=10)) == (b"", 0x6C00)
+    assert card.sent == [h("00B0000A00")]
+
+
+def test_transceive_reads_the_sim_card_to_its_end_in_one_exchange_each():
+    card = SimCard("14000001", SECRET_PIN, SECRET_PUK)
+    sent: list[bytes] = []
+
+    def transmit(command: bytes) -> tuple[bytes, int]:
+        sent.append(command)
+        return apdu.split_response(card.process(command))
+
+    assert apdu.transceive(transmit, apdu.build_select_ef(P.serial_file_id))[1] == 0x9000
+    data, sw = apdu.transceive(transmit, apdu.build_read_binary())
+    assert sw == 0x9000 and apdu.parse_serial(data, P) == "14000001"
+    assert apdu.transceive(transmit, apdu.build_read_binary(offset=len(data))) == (b"", apdu.SW_WRONG_OFFSET)
+    assert apdu.transceive(transmit, apdu.build_read_binary(offset=8, le=5)) == (h("3031"), apdu.SW_END_OF_FILE)
+    assert len(sent) == 4  # no 6Cxx, so no command was sent twice
+    with pytest.raises(CardError) as caught:
+        apdu.check_status(apdu.SW_WRONG_OFFSET)
+    assert caught.value.error == "bad_request"
 
 
 def test_transceive_stops_a_card_that_never_stops_announcing_data():

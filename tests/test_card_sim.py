@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kamusm.card import reader, virtual
+from kamusm.card import apdu, reader, virtual
 from kamusm.card.apdu import LastTryRefused
 from kamusm.card.reader import SimBackend, change_pin, read_card, unblock_pin, verify_pin
 from kamusm.card.sim import SIM_ATR, SimCard
@@ -225,13 +225,38 @@ def test_raw_apdu_answers(card, command, sw):
     assert card.process(bytes.fromhex(command)).hex().upper() == sw
 
 
-def test_read_binary_wants_the_exact_le():
+@pytest.mark.parametrize(("command", "answer"), [
+    ("00B0000000", "5A083134303030303031 9000"),  # Le=00: up to 256 bytes, here the whole file
+    ("00B0000200", "3134303030303031 9000"),
+    ("00B0000900", "31 9000"),  # the last byte
+    ("00B000000A", "5A083134303030303031 9000"),
+    ("00B0000204", "31343030 9000"),
+    ("00B0000810", "3031 6282"),  # Le asks for more than remains: what remains, end of file
+    ("00B00009FF", "31 6282"),
+    ("00B0000A00", "6B00"),  # at the end: nothing left to read
+    ("00B0000A01", "6B00"),
+    ("00B0000B01", "6B00"),  # past the end
+    ("00B07FFF00", "6B00"),
+])
+def test_read_binary_answers_data_or_an_offset_error_never_6cxx(command, answer):
     card = SimCard(SERIAL, PIN, PUK)
     assert card.process(bytes.fromhex("00A4020C022F02")) == bytes.fromhex("9000")
-    assert card.process(bytes.fromhex("00B0000000")) == bytes.fromhex("6C0A")
-    assert card.process(bytes.fromhex("00B000000A")) == bytes.fromhex("5A083134303030303031 9000")
-    assert card.process(bytes.fromhex("00B0000204")) == bytes.fromhex("31343030 9000")
-    assert card.process(bytes.fromhex("00B0000B01")) == bytes.fromhex("6B00")
+    assert card.process(bytes.fromhex(command)) == bytes.fromhex(answer)
+
+
+def test_reading_a_file_to_its_end_with_le_00_stops():
+    """A stack reads chunk after chunk until the card says the end is reached; it must get there."""
+    card = SimCard(SERIAL, PIN, PUK)
+    card.process(bytes.fromhex("00A4020C022F02"))
+    content, offset = b"", 0
+    for _ in range(4):
+        answer = card.process(apdu.build_read_binary(offset))
+        data, sw = answer[:-2], int.from_bytes(answer[-2:], "big")
+        if sw != apdu.SW_OK:
+            break
+        content, offset = content + data, offset + len(data)
+    assert sw == apdu.SW_WRONG_OFFSET
+    assert apdu.parse_serial(content, card.profile) == SERIAL
 
 
 def test_verified_state_lasts_until_reset():
@@ -321,6 +346,10 @@ def test_vpcd_protocol_and_reconnect(vpcd, monkeypatch):
         vpcd.accept()  # the card comes back by itself
         vpcd.send(bytes.fromhex("00A4020C022F02"))
         assert vpcd.receive() == bytes.fromhex("9000")
+        vpcd.send(bytes.fromhex("00B0000000"))  # Le=00, as pcscd passes it on over T=1
+        assert vpcd.receive() == bytes.fromhex("5A083134303030303031 9000")
+        vpcd.send(bytes.fromhex("00B0000A00"))
+        assert vpcd.receive() == bytes.fromhex("6B00")
     finally:
         served.stop()
         thread.join(timeout=5)

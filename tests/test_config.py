@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from kamusm import create_app
 from kamusm.config import SETTINGS, load_settings, settings_markdown
 from kamusm.errors import ConfigError
+from kamusm.factory import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,10 +34,39 @@ def test_environment_beats_the_file_which_beats_the_default(tmp_path):
     ({"KAMUSM_ARGON2_MEMORY_KIB": 4096}, "KAMUSM_ARGON2_MEMORY_KIB"),
     ({"KAMUSM_SMS_BACKEND": "http"}, "KAMUSM_SMS_HTTP_URL"),
     ({"KAMUSM_SESSION_MAX_SECONDS": 13 * 3600}, "12 hours"),
+    ({"KAMUSM_DEMO": False, "TESTING": False}, "KAMUSM_SMS_BACKEND=outbox is only allowed with KAMUSM_DEMO=1"),
+    ({"KAMUSM_DEMO": False, "TESTING": False, "KAMUSM_SMS_BACKEND": "console"},
+     "KAMUSM_MAIL_BACKEND=outbox is only allowed with KAMUSM_DEMO=1"),
+    ({"KAMUSM_DEMO": False, "TESTING": False, "KAMUSM_SMS_BACKEND": "http", "KAMUSM_SMS_HTTP_URL": "https://sms.example",
+      "KAMUSM_MAIL_BACKEND": "outbox"}, "set KAMUSM_MAIL_BACKEND=smtp"),
 ])
 def test_weak_settings_are_refused(app_config, overrides, message):
     with pytest.raises(ConfigError, match=message):
         create_app({**app_config, **overrides})
+
+
+def test_a_real_deployment_names_its_backends(app_config):
+    app = create_app({**app_config, "KAMUSM_DEMO": False, "TESTING": False, "KAMUSM_SMS_BACKEND": "console",
+                      "KAMUSM_MAIL_BACKEND": "smtp"})
+    assert app.config["KAMUSM_SMS_BACKEND"] == "console" and not app.testing
+
+
+def test_the_test_suite_keeps_the_outbox_outside_demo_mode(app_config):
+    """tests/conftest.py's TESTING: the non-demo portal's tests read the codes it sends from the outbox."""
+    app = create_app({**app_config, "KAMUSM_DEMO": False})
+    assert app.testing and app.config["KAMUSM_SMS_BACKEND"] == app.config["KAMUSM_MAIL_BACKEND"] == "outbox"
+
+
+def test_neither_the_environment_nor_the_file_can_turn_testing_on(tmp_path, monkeypatch):
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / "kamusm.toml").write_text("TESTING = true\n")
+    assert load_settings(instance, {"TESTING": "1"})["TESTING"] is False
+    for name in ("TESTING", "FLASK_TESTING"):
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setenv("KAMUSM_DEMO", "0")
+    with pytest.raises(ConfigError, match="KAMUSM_SMS_BACKEND=outbox"):
+        create_app({"KAMUSM_INSTANCE": str(instance)})
 
 
 def test_malformed_value_names_the_setting(tmp_path):

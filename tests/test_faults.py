@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kamusm import create_app, store
+from kamusm import store
 from kamusm.db import connections
+from kamusm.factory import create_app
 from tests.conftest import SELIN, AuthActions, csrf_token, load_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +79,9 @@ def test_import_killed_midway_imports_nothing_and_leaves_the_database_sound(app,
         for index, identity in zip(range(40_000), identities, strict=False):
             handle.write(f"{identity},Holder {index},+90543{index:07d},h{index}@demo.edu.tr,K{index:08d},"
                          f"2015-01-01,{index % 900000 + 100000},{index % 90000000 + 10000000},\n")
-    env = {**os.environ, "KAMUSM_INSTANCE": app.instance_path, "KAMUSM_DEMO": "0"}
+    # Outside demo mode the portal must name real backends (config.check_settings); nothing is sent here.
+    env = {**os.environ, "KAMUSM_INSTANCE": app.instance_path, "KAMUSM_DEMO": "0",
+           "KAMUSM_SMS_BACKEND": "console", "KAMUSM_MAIL_BACKEND": "smtp"}
     process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "kamusm", "import", str(roster)],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60

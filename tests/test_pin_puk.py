@@ -1,4 +1,4 @@
-"""PIN ve PUK Bilgileri over HTTP: masked, reveal, step-up, save, delete."""
+"""PIN ve PUK Bilgileri over HTTP: masked, reveal, step-up, save, delete (also behind a step-up)."""
 
 import pytest
 
@@ -101,6 +101,83 @@ def test_delete_is_for_good(client, auth, db, app):
     assert post(client, "/pin-puk/save").status_code == 409
     events = [(row["event"], row["outcome"]) for row in store.audit_entries(db)]
     assert ("pinpuk.delete", "ok") in events
+
+
+def secrets_left(db) -> int:
+    return len(store.card_secrets(db, store.find_holder(db, SELIN["identity"])["id"], SELIN["card_serial"]))
+
+
+def sms_sent(db) -> int:
+    return len(store.latest_outbox(db, "sms", 100))
+
+
+def test_delete_later_asks_for_a_fresh_code_first(client, auth, clock, app, db):
+    auth.login()
+    clock.advance(301)  # a session left open, or stolen, with no recent code
+    sent = sms_sent(db)
+    stepup = post(client, "/pin-puk/delete", confirm="yes")
+    page = stepup.get_data(as_text=True)
+    assert stepup.status_code == 200 and 'id="pin_puk_stepup"' in page
+    assert 'action="/pin-puk/delete"' in page and "silmek için" in page
+    assert 'name="confirm" value="yes" checked' in page  # the box the holder ticked stays ticked
+    assert sms_sent(db) == sent + 1 and secrets_left(db) == 2
+    deleted = post(client, "/pin-puk/delete", code=latest_code(app), confirm="yes")
+    assert deleted.status_code == 303 and deleted.headers["Location"] == "/pin-puk"
+    assert secrets_left(db) == 0 and store.get_data_key(db, store.find_holder(db, SELIN["identity"])["id"]) is None
+    events = [(row["event"], row["outcome"]) for row in store.audit_entries(db)]
+    stepped = events.index(("pinpuk.delete", "stepup"))
+    assert events[stepped:] == [("pinpuk.delete", "stepup"), ("stepup.sms", "sent"), ("stepup.code", "ok"),
+                                ("pinpuk.delete", "ok")]
+
+
+def test_stale_delete_without_the_box_sends_no_code(client, auth, clock, db):
+    auth.login()
+    clock.advance(301)
+    sent = sms_sent(db)
+    response = post(client, "/pin-puk/delete")
+    assert response.status_code == 422 and "kutuyu işaretleyerek" in response.get_data(as_text=True)
+    assert sms_sent(db) == sent and secrets_left(db) == 2
+
+
+def test_a_code_alone_deletes_nothing(client, auth, clock, app, db):
+    auth.login()
+    clock.advance(301)
+    post(client, "/pin-puk/delete", confirm="yes")
+    unticked = post(client, "/pin-puk/delete", code=latest_code(app))
+    page = unticked.get_data(as_text=True)
+    assert unticked.status_code == 422 and "kutuyu işaretleyerek" in page and 'id="pin_puk_masked"' in page
+    assert secrets_left(db) == 2
+    assert post(client, "/pin-puk/delete", confirm="yes").status_code == 303  # the code stays recent
+    assert secrets_left(db) == 0
+
+
+def test_a_wrong_code_deletes_nothing(client, auth, clock, app, db):
+    auth.login()
+    clock.advance(301)
+    post(client, "/pin-puk/delete", confirm="yes")
+    wrong = post(client, "/pin-puk/delete", code="000000" if latest_code(app) != "000000" else "111111",
+                 confirm="yes")
+    page = wrong.get_data(as_text=True)
+    assert wrong.status_code == 422 and 'id="pin_puk_stepup"' in page and 'action="/pin-puk/delete"' in page
+    assert secrets_left(db) == 2
+    rejected = [row for row in store.audit_entries(db) if row["event"] == "stepup.code"]
+    assert rejected[-1]["outcome"] == "rejected" and "pinpuk.delete" in rejected[-1]["detail"]
+    assert post(client, "/pin-puk/delete", code="12345", confirm="yes").status_code == 422  # malformed
+    assert secrets_left(db) == 2
+
+
+def test_stale_htmx_delete_swaps_in_the_code_form_then_the_deleted_partial(client, auth, clock, app, db):
+    auth.login()
+    clock.advance(301)
+    token = csrf_token(client, "/menu")
+    stepup = client.post("/pin-puk/delete", headers={"HX-Request": "true"},
+                         data={"csrf_token": token, "confirm": "yes"})
+    body = stepup.get_data(as_text=True)
+    assert stepup.status_code == 200 and "<html" not in body and 'id="pin_puk_stepup"' in body
+    deleted = client.post("/pin-puk/delete", headers={"HX-Request": "true"},
+                          data={"csrf_token": token, "confirm": "yes", "code": latest_code(app)})
+    body = deleted.get_data(as_text=True)
+    assert deleted.status_code == 200 and 'id="pin_puk_deleted"' in body and secrets_left(db) == 0
 
 
 def test_htmx_delete_returns_the_deleted_partial(client, auth):

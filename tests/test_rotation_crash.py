@@ -36,7 +36,9 @@ ROTATE = [sys.executable, "-m", "flask", "--app", "app", "kamusm", "rotate-vault
 
 
 def rotate_env(instance: Path) -> dict:
-    return {**os.environ, "KAMUSM_INSTANCE": str(instance), "KAMUSM_VAULT_KEY": "", "KAMUSM_DEMO": "0"}
+    # Outside demo mode the portal must name real backends (config.check_settings); nothing is sent here.
+    return {**os.environ, "KAMUSM_INSTANCE": str(instance), "KAMUSM_VAULT_KEY": "", "KAMUSM_DEMO": "0",
+            "KAMUSM_SMS_BACKEND": "console", "KAMUSM_MAIL_BACKEND": "smtp"}
 
 
 def test_kill_during_rotation_loses_nothing(app, db):

@@ -1,7 +1,10 @@
 """Headers, CSRF, cross-site refusal, page-or-partial rendering, error pages."""
+import re
+
 import pytest
 
-from kamusm import create_app, store
+from kamusm import store
+from kamusm.factory import create_app
 from tests.conftest import SELIN, csrf_token
 
 
@@ -103,13 +106,32 @@ def test_a_new_secret_key_gets_a_newly_signed_csrf_token(app, client, auth):
 
 @pytest.mark.parametrize("headers", [
     {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "CROSS-SITE"},  # Fetch's tokens are case-insensitive
+    {"Sec-Fetch-Site": "Cross-Site"},
+    {"Sec-Fetch-Site": "SAME-SITE"},
+    {"Sec-Fetch-Site": "Cross-Site", "Origin": "http://localhost"},
     {"Origin": "https://evil.example"},
+    {"Origin": "HTTPS://EVIL.EXAMPLE"},
     {"Origin": "null"},
+    {"Origin": "NULL"},
 ])
 def test_cross_site_posts_are_refused(client, headers):
     token = csrf_token(client)
     response = client.post("/login", headers=headers, data={"csrf_token": token})
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("headers", [
+    {"Sec-Fetch-Site": "SAME-ORIGIN"},
+    {"Sec-Fetch-Site": "None"},
+    {"Origin": "HTTP://LOCALHOST"},  # scheme and host of an origin are case-insensitive
+    {"Origin": "http://LocalHost"},
+])
+def test_same_origin_posts_pass_whatever_the_case(client, headers):
+    token = csrf_token(client)
+    response = client.post("/login", headers=headers,
+                           data={"csrf_token": token, "identity": "", "captcha": "", "security_word": ""})
+    assert response.status_code == 422
 
 
 def test_browser_form_post_with_null_origin_passes(client):
@@ -130,6 +152,68 @@ def test_same_origin_post_passes_the_origin_check(client):
     response = client.post("/login", headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
                            data={"csrf_token": token, "identity": "", "captcha": "", "security_word": ""})
     assert response.status_code == 422
+
+
+CARRIED_TOKEN = re.compile(rb'name="csrf_token" value="[^"]+"|name="csrf-token" content="[^"]+"')
+
+
+def session_rows(db) -> list[tuple]:
+    return db.execute("SELECT id_hash, data, seen_at FROM sessions ORDER BY id_hash").fetchall()
+
+
+@pytest.mark.parametrize("request_kwargs", [
+    {"path": "/static/css/missing.css"},
+    {"path": "/static/css/missing.css", "query_string": {"lang": "en"}},
+    {"path": "/static/css/missing.css", "headers": {"HX-Request": "true"}},
+    {"path": "/static/css/kamusm.css", "method": "POST"},  # a 405 on a static path
+])
+def test_a_static_error_page_opens_no_session_and_is_never_cached(client, auth, db, clock, request_kwargs):
+    auth.login()
+    token = csrf_token(client, "/menu")
+    before = session_rows(db)
+    clock.advance(60)  # a request that opened the session would mark it seen now
+    response = client.open(**request_kwargs)
+    assert response.status_code in {404, 405}
+    assert "Set-Cookie" not in response.headers
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.get_data(as_text=True)
+    assert token not in body and "csrf_token" not in body
+    assert session_rows(db) == before
+
+
+def test_a_missing_static_file_makes_no_session_for_a_new_visitor(client, db):
+    response = client.get("/static/js/nowhere.js")
+    assert response.status_code == 404
+    assert "Set-Cookie" not in response.headers and client.get_cookie("kamusm_session") is None
+    assert "Aradığınız sayfa bulunamadı" in response.get_data(as_text=True)
+    assert session_rows(db) == []
+
+
+def test_a_static_file_is_cacheable_and_leaves_the_session_alone(client, auth, db, clock):
+    auth.login()
+    before = session_rows(db)
+    clock.advance(60)
+    with client.get("/static/css/kamusm.css") as response:
+        assert response.status_code == 200
+        assert "Set-Cookie" not in response.headers
+        assert "no-store" not in response.headers.get("Cache-Control", "")
+    assert session_rows(db) == before
+
+
+def test_every_response_with_a_session_cookie_or_a_csrf_token_is_no_store(client, auth):
+    paths = ("/login", "/captcha.png", "/healthz", "/nowhere", "/favicon.ico", "/static/css/kamusm.css",
+             "/static/nowhere.css", "/menu", "/pin-puk", "/login?lang=en")
+    seen = 0
+    for logged_in in (False, True):
+        if logged_in:
+            auth.login()
+        for path in paths:
+            with client.get(path) as response:
+                carries = "Set-Cookie" in response.headers or CARRIED_TOKEN.search(response.data)
+                if carries:
+                    seen += 1
+                    assert response.headers["Cache-Control"] == "no-store", path
+    assert seen >= 4
 
 
 def test_logout_is_post_only(client):

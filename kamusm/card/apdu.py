@@ -29,6 +29,7 @@ BUSY = "busy"
 PCSC_UNAVAILABLE = "pcsc_unavailable"
 
 SW_OK = 0x9000
+SW_END_OF_FILE = 0x6282  # a warning: the data came, but the file ended before Le bytes
 SW_WRONG_LENGTH = 0x6700
 SW_SECURITY_NOT_SATISFIED = 0x6982
 SW_AUTH_METHOD_BLOCKED = 0x6983
@@ -217,11 +218,15 @@ def transceive(transmit: Transmit, apdu: bytes) -> tuple[bytes, int]:
     """Send ``apdu``, resending with the right Le after 6Cxx and collecting 61xx with GET RESPONSE.
 
     Returns the whole response data and the final status word. A 6Cxx is honoured once: a
-    second one means the card is confused, and its status word is returned to the caller.
+    second one means the card is confused, and its status word is returned to the caller. A
+    6Cxx naming the Le the command already had is not resent at all: the card would answer
+    the same.
     """
     data, sw = transmit(apdu)
     if sw >> 8 == SW1_WRONG_LE:
-        data, sw = transmit(with_le(apdu, sw & 0xFF))
+        resend = with_le(apdu, sw & 0xFF)
+        if resend != apdu:
+            data, sw = transmit(resend)
     collected = data
     rounds = 0
     while sw >> 8 == SW1_MORE_DATA:
@@ -239,6 +244,7 @@ _BAD_REQUEST_MESSAGES = {
     SW_WRONG_P1P2: "The card rejected the command parameters.",
     SW_REFERENCE_NOT_FOUND: "The card does not have this PIN or PUK reference.",
     SW_WRONG_OFFSET: "The card rejected the file offset.",
+    SW_END_OF_FILE: "The card's file ended before the expected length.",
     SW_FILE_NOT_FOUND: "The card does not have the expected file.",
     SW_INS_NOT_SUPPORTED: "The card does not support this command.",
     SW_CLA_NOT_SUPPORTED: "The card does not support this command class.",

@@ -1,8 +1,9 @@
 """PIN ve PUK Bilgileri in a real browser (Debian's chromium through Playwright).
 
 What only a browser shows: the menu link leads to the screen; "Göster", the step-up code and
-"Parolalarımı Sil" are htmx swaps of the same section (a marker set on `window` survives, so there
-was no page load); "Parolalarımı Kaydet" really makes the browser download a file; the English
+"Parolalarımı Sil" (with its own step-up code after five minutes) are htmx swaps of the same
+section (a marker set on `window` survives, so there was no page load); "Parolalarımı Kaydet"
+really makes the browser download a file; the English
 catalogue covers the screen; no state has a console error or a CSP violation (the `context`
 fixture fails the test otherwise). Screenshots of every state go to test-artifacts/.
 """
@@ -206,6 +207,34 @@ def test_delete_needs_the_box_then_is_for_good(page, live_server, browser_errors
     expect(page.get_by_role("button", name="Göster", exact=True)).to_have_count(0)
     expect(page.get_by_role("button", name="Parolalarımı Sil", exact=True)).to_have_count(0)
     assert_not_in_page(page, SELIN["pin"], SELIN["card_serial"])
+
+
+@pytest.mark.browser
+def test_delete_after_five_minutes_asks_for_a_fresh_sms_code(page, live_server, screenshot):
+    log_in(page, live_server)
+    open_pin_puk(page)
+    live_server.clock.advance(RECENT_CODE_SECONDS + 1)
+    set_marker(page)
+    masked = page.locator("#pin_puk_masked")
+    masked.locator("#confirm").check()
+    masked.get_by_role("button", name="Parolalarımı Sil", exact=True).click()
+
+    stepup = page.locator("#pin_puk_stepup")
+    expect(stepup).to_be_visible()
+    expect(stepup).to_contain_text("silmek için cep telefonunuza yeni bir SMS Onay Kodu gönderildi")
+    expect(stepup.locator("#confirm")).to_be_checked()
+    expect(page.locator("#pin_puk_masked")).to_have_count(0)
+    assert marker(page) == "still here", "the step-up screen came with a page load, not an htmx swap"
+    code = live_server.latest_sms_code()
+    screenshot(page, "delete-stepup")
+
+    stepup.locator("#code").fill(code)
+    stepup.get_by_role("button", name="Parolalarımı Sil", exact=True).click()
+    deleted = page.locator("#pin_puk_deleted")
+    expect(deleted).to_be_visible()
+    expect(deleted).to_contain_text("kalıcı olarak silindi")
+    assert marker(page) == "still here", "the delete reloaded the page instead of being swapped in"
+    screenshot(page, "deleted-after-stepup")
 
 
 @pytest.mark.browser
