@@ -3,7 +3,9 @@
 Order of precedence (highest first): the test config handed to create_app, the
 process environment, instance/kamusm.toml, the defaults below. A setting that
 is not listed here does not exist; docs/settings.md is generated from this list
-and a test fails when the two disagree.
+and a test fails when the two disagree. A test-only setting (TESTING) is never
+read from the environment or kamusm.toml: only create_app's test config sets it,
+so no deployment can reach what it allows.
 """
 from __future__ import annotations
 
@@ -47,16 +49,18 @@ class Setting:
     default: Any
     parse: Callable[[Any], Any]
     help: str
+    test_only: bool = False
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("KAMUSM_DEMO", False, _bool,
-            "1 = demo mode: demo holders, /demo/phone and /demo/mail, outbox backends."),
+            "1 = demo mode: demo holders, /demo/phone and /demo/mail, the outbox backends (allowed only here)."),
     Setting("KAMUSM_CAPTCHA", "image", _str,
             "image, or off (refused unless KAMUSM_DEMO=1)."),
     Setting("KAMUSM_SMS_BACKEND", "outbox", _str,
-            "outbox (stored, shown on /demo/phone), console (printed to standard output, "
-            "for development), or http (a JSON webhook of an SMS gateway)."),
+            "outbox (codes stored in clear, shown on /demo/phone; only with KAMUSM_DEMO=1), console "
+            "(printed to standard output, for development), or http (a JSON webhook of an SMS gateway). "
+            "Outside demo mode name http (or console)."),
     Setting("KAMUSM_SMS_HTTP_URL", "", _str, "http SMS backend: the gateway URL (https in production)."),
     Setting("KAMUSM_SMS_HTTP_TOKEN", "", _str,
             "http SMS backend: sent as 'Authorization: Bearer <token>'; empty sends none."),
@@ -66,7 +70,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KAMUSM_SMS_HTTP_TIMEOUT", 5, _int, "http SMS backend: seconds to wait for the gateway."),
     Setting("KAMUSM_SMS_HTTP_RETRIES", 2, _int,
             "http SMS backend: further tries after a failed one (network error or 5xx)."),
-    Setting("KAMUSM_MAIL_BACKEND", "outbox", _str, "outbox or smtp."),
+    Setting("KAMUSM_MAIL_BACKEND", "outbox", _str,
+            "outbox (links stored in clear, shown on /demo/mail; only with KAMUSM_DEMO=1) or smtp. "
+            "Outside demo mode name smtp."),
     Setting("KAMUSM_SMTP_HOST", "localhost", _str, "smtp mail backend: the server's host name."),
     Setting("KAMUSM_SMTP_PORT", 587, _int, "smtp mail backend: the server's port (587 STARTTLS, 465 TLS)."),
     Setting("KAMUSM_SMTP_SECURITY", "starttls", _str,
@@ -93,11 +99,20 @@ SETTINGS: tuple[Setting, ...] = (
             "(e.g. https://imza.example.edu.tr); empty uses http://127.0.0.1:5000."),
     Setting("KAMUSM_HELPER_URL", "http://127.0.0.1:8765", _str,
             "Where browsers reach the local card helper."),
+    Setting("KAMUSM_HELPER_DIST_DIR", "", _str,
+            "Folder of the helper wheel that `make helper-dist` builds and /helper/ serves; "
+            "empty uses instance/helper."),
     Setting("KAMUSM_CALL_CENTRE", "444 5 576", _str,
             "Telephone number shown to holders whose phone number is wrong."),
     Setting("KAMUSM_INSTITUTION", "Demo Üniversitesi", _str, "The institution's name, shown in the header."),
     Setting("KAMUSM_PROXIES", 0, _int,
-            "How many reverse proxies stand in front of the portal (X-Forwarded-* trusted from that many)."),
+            "How many reverse proxies stand in front of the portal (X-Forwarded-* trusted from that many). "
+            "Anyone reaching the portal directly can then forge X-Forwarded-For and dodge the per-IP limits, "
+            "so `make serve` refuses a KAMUSM_BIND other than loopback with it (see "
+            "KAMUSM_PROXY_NETWORK_TRUSTED)."),
+    Setting("KAMUSM_PROXY_NETWORK_TRUSTED", False, _bool,
+            "1 = with KAMUSM_PROXIES, `make serve` may listen on a non-loopback KAMUSM_BIND because only the "
+            "proxy can reach that address (a firewall or a private network in front says so, not the portal)."),
     Setting("KAMUSM_ARGON2_MEMORY_KIB", 19456, _int, "Argon2id memory cost in KiB (at least 19456)."),
     Setting("KAMUSM_ARGON2_TIME_COST", 2, _int, "Argon2id iterations (at least 2)."),
     Setting("KAMUSM_ARGON2_PARALLELISM", 1, _int, "Argon2id lanes (at least 1)."),
@@ -116,6 +131,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KAMUSM_SMS_RATE", "5 per minute;30 per hour", _str, "Per-IP limit on POST /login/sms."),
     Setting("KAMUSM_FORGOT_RATE", "5 per minute;20 per hour", _str, "Per-IP limit on POST /forgot."),
     Setting("KAMUSM_CODE_RATE", "10 per minute;60 per hour", _str, "Per-IP limit on POST /login/code."),
+    Setting("TESTING", False, _bool,
+            "Flask's test mode (tests/conftest.py sets it). It lets the test suite keep the outbox backends "
+            "with KAMUSM_DEMO=0, to test the non-demo portal and read the codes it sends.", test_only=True),
 )
 
 OTP_TTL_MAX_SECONDS = 600
@@ -139,6 +157,9 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
             from_file = tomllib.load(handle)
     values: dict[str, Any] = {}
     for setting in SETTINGS:
+        if setting.test_only:
+            values[setting.name] = setting.default
+            continue
         raw = environ.get(setting.name, from_file.get(setting.name, setting.default))
         try:
             values[setting.name] = setting.parse(raw)
@@ -163,6 +184,14 @@ def check_settings(values: dict[str, Any]) -> None:
         raise ConfigError("KAMUSM_SMS_BACKEND=http needs KAMUSM_SMS_HTTP_URL, an http(s):// URL")
     if values["KAMUSM_MAIL_BACKEND"] not in {"outbox", "smtp"}:
         raise ConfigError("KAMUSM_MAIL_BACKEND must be outbox or smtp")
+    if not values["KAMUSM_DEMO"] and not values["TESTING"]:
+        # The outbox keeps every SMS code and every reset link in clear in the database.
+        if values["KAMUSM_SMS_BACKEND"] == "outbox":
+            raise ConfigError("KAMUSM_SMS_BACKEND=outbox is only allowed with KAMUSM_DEMO=1 (it keeps SMS codes "
+                              "in clear); set KAMUSM_SMS_BACKEND=http (or console)")
+        if values["KAMUSM_MAIL_BACKEND"] == "outbox":
+            raise ConfigError("KAMUSM_MAIL_BACKEND=outbox is only allowed with KAMUSM_DEMO=1 (it keeps reset "
+                              "links in clear); set KAMUSM_MAIL_BACKEND=smtp")
     if values["KAMUSM_SMTP_SECURITY"] not in {"starttls", "tls", "none"}:
         raise ConfigError("KAMUSM_SMTP_SECURITY must be starttls, tls or none")
     if values["KAMUSM_SESSION_IDLE_SECONDS"] > values["KAMUSM_SESSION_MAX_SECONDS"]:
@@ -185,7 +214,7 @@ def settings_markdown() -> str:
              "Environment first, then instance/kamusm.toml (same names), then the default.",
              "Generated from kamusm/config.py by `flask --app app kamusm settings`.", "",
              "| variable | default | meaning |", "|---|---|---|"]
-    for setting in SETTINGS:
+    for setting in (setting for setting in SETTINGS if not setting.test_only):
         default = setting.default
         if isinstance(default, bool):
             default = "1" if default else "0"
@@ -194,4 +223,6 @@ def settings_markdown() -> str:
         lines.append(f"| {setting.name} | `{default}` | {setting.help.replace('|', '/')} |")
     lines += ["| KAMUSM_INSTANCE | `./instance` | The instance folder: kamusm.db, secret_key, vault.key, "
               "kamusm.toml. |"]
+    lines += ["", "Not settable from the environment or kamusm.toml, only by create_app's test config:", ""]
+    lines += [f"- {setting.name}: {setting.help}" for setting in SETTINGS if setting.test_only]
     return "\n".join(lines) + "\n"

@@ -13,8 +13,11 @@ Behaviour (ISO 7816-4, profile numbers from kamusm.card.profile):
 - CHANGE REFERENCE DATA (PIN only) takes old||new; a wrong old PIN spends a PIN try.
 - RESET RETRY COUNTER (P1=00) takes PUK||new PIN; a wrong PUK spends a PUK try, and a PUK
   with no try left is blocked for good: nothing on the card restores it.
-- SELECT EF (P1=02, P2=0C) + READ BINARY read the serial file. Like many T=0 cards, READ
-  BINARY insists on the exact Le: a longer one (Le=00 included) answers 6Cxx.
+- SELECT EF (P1=02, P2=0C) + READ BINARY read the serial file. Le=00 (256 in a short APDU)
+  returns what remains, up to 256 bytes, with 9000; a non-zero Le longer than what remains
+  returns what remains with 6282 (end of file reached first); an offset at or past the end
+  answers 6B00. It never answers 6Cxx: a 6C00 at the end of a file would send a stack that
+  follows 6Cxx (Le=00 again) round for ever.
 - A malformed new PIN answers 6A80 before any counter moves.
 
 Security assumptions: the PIN and PUK are kept as salted PBKDF2 hashes, in memory and in the
@@ -41,6 +44,9 @@ from kamusm.keys import write_private_json
 # 3B: direct convention; 88: TD1 follows, 8 historical bytes; 80: TD2 follows, T=0;
 # 01: T=1; "KAMUSM01"; 04: TCK, the XOR of T0..the last historical byte.
 SIM_ATR = bytes.fromhex("3B 88 80 01 4B 41 4D 55 53 4D 30 31 04")
+# The card the helper's sim backend plays: demo holder Selin Yılmaz's (DESIGN.md). Kept here because
+# the helper cannot import kamusm.demo (Flask); a test holds it equal to DEMO_HOLDERS[0].
+DEMO_CARD = {"card_serial": "14000001", "pin": "482916", "puk": "73910284"}
 STATE_FORMAT_VERSION = 1
 # Enough to make the state file useless at a glance; a simulator need not resist a GPU.
 SECRET_HASH_ITERATIONS = 10_000
@@ -315,13 +321,14 @@ class SimCard:
         if self._selected_file is None:
             return _sw(apdu.SW_COMMAND_NOT_ALLOWED_NO_EF)
         offset = (p1 << 8) | p2
-        if offset > len(self._selected_file):
+        if offset >= len(self._selected_file):
             return _sw(apdu.SW_WRONG_OFFSET)
         available = self._selected_file[offset:]
-        wanted = le or apdu.SHORT_LE_MAX_BYTES
-        if wanted > len(available):
-            return _sw((apdu.SW1_WRONG_LE << 8) | len(available))
-        return _sw(apdu.SW_OK, available[:wanted])
+        if le == apdu.LE_MAXIMUM:
+            return _sw(apdu.SW_OK, available[:apdu.SHORT_LE_MAX_BYTES])
+        if le > len(available):
+            return _sw(apdu.SW_END_OF_FILE, available)
+        return _sw(apdu.SW_OK, available[:le])
 
     def _save(self) -> None:
         if self._state_path is None:
