@@ -14,9 +14,9 @@ CARD_PACKAGES := pcscd vsmartcard-vpcd
 REDIS_PACKAGES := redis-server
 VPCD_DRIVER := /usr/lib/pcsc/drivers/serial/libifdvpcd.so
 
-.PHONY: run demo-helper test lint setup translations messages system-test-deps clean
+.PHONY: run demo-helper test lint setup translations messages system-test-deps clean helper-dist wheelhouse
 
-run: setup
+run: setup helper-dist
 	KAMUSM_DEMO=1 $(FLASK) kamusm init
 	KAMUSM_DEMO=1 $(FLASK) kamusm demo
 	@echo "kamusm demo: http://127.0.0.1:5000  (the demo phone: http://127.0.0.1:5000/demo/phone)"
@@ -27,13 +27,15 @@ demo-helper: setup
 	KAMUSM_DEMO=1 $(FLASK) kamusm helper --backend sim --origin http://127.0.0.1:5000 --home instance/demo-helper
 
 # Production-style: gunicorn with kamusm/gunicorn_conf.py on 127.0.0.1:5000 (KAMUSM_BIND, KAMUSM_WORKERS,
-# KAMUSM_THREADS), never demo mode. Several workers need RATELIMIT_STORAGE_URI=redis://HOST:PORT.
+# KAMUSM_THREADS), never demo mode, so name the SMS and mail backends (http/console, smtp). Several workers
+# need RATELIMIT_STORAGE_URI=redis://HOST:PORT. With KAMUSM_PROXIES it listens on loopback only: another
+# KAMUSM_BIND is refused unless KAMUSM_PROXY_NETWORK_TRUSTED=1 says only the proxy can reach it.
 .PHONY: serve
-serve: setup
+serve: setup helper-dist
 	env -u KAMUSM_DEMO $(FLASK) kamusm init
 	env -u KAMUSM_DEMO $(VENV)/bin/gunicorn -c kamusm/gunicorn_conf.py app:app
 
-test: setup system-test-deps lint
+test: setup system-test-deps lint helper-dist wheelhouse
 	$(PY) -m pytest tests
 
 # ruff (style and bugs), bandit (security, medium and up) and pip-audit over the pinned requirements.
@@ -44,6 +46,21 @@ lint: setup
 	$(VENV)/bin/pip-audit -r requirements.txt --no-deps --disable-pip --progress-spinner off
 
 setup: $(VENV)/.installed translations
+
+# The helper wheel that /helper/ serves and /unlock names with its SHA-256: into KAMUSM_HELPER_DIST_DIR
+# (default instance/helper), reproducibly, with no network (kamusm/helper/dist).
+helper-dist: $(VENV)/.installed
+	$(PY) -m kamusm.helper.dist
+
+# The helper's runtime dependencies at the versions requirements.txt pins, as wheels: the tests install
+# the helper wheel into a fresh venv from here with --no-index. pip's cache makes a rebuild cheap.
+WHEELHOUSE := $(VENV)/wheelhouse
+wheelhouse: $(WHEELHOUSE)/.built
+
+$(WHEELHOUSE)/.built: $(VENV)/.installed
+	rm -rf $(WHEELHOUSE)
+	$(PY) -m pip wheel -q --disable-pip-version-check -c requirements.txt -w $(WHEELHOUSE) cryptography pyscard
+	touch $@
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \

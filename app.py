@@ -1,3 +1,3 @@
-from kamusm import create_app
+from kamusm.factory import create_app
 
 app = create_app()

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
-from kamusm import create_app  # noqa: E402
+from kamusm.factory import create_app  # noqa: E402
 from kamusm.identity import tckn_checksum_ok  # noqa: E402
 
 
@@ -53,7 +53,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         roster = Path(folder) / "roster.csv"
         write_roster(roster, rows)
-        app = create_app({"KAMUSM_INSTANCE": str(Path(folder) / "instance")})
+        # A non-demo portal must name real backends (the outbox is demo-only); an import sends nothing.
+        app = create_app({"KAMUSM_INSTANCE": str(Path(folder) / "instance"), "KAMUSM_SMS_BACKEND": "console",
+                          "KAMUSM_MAIL_BACKEND": "smtp"})
         runner = app.test_cli_runner()
         started = time.perf_counter()
         result = runner.invoke(args=["kamusm", "import", str(roster)])

@@ -44,9 +44,12 @@ from argon2 import PasswordHasher, Type
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kamusm import audit, create_app, serve, store, vault  # noqa: E402
+from kamusm import audit, serve, store, vault  # noqa: E402
+from kamusm.factory import create_app  # noqa: E402
 
 HOST = "127.0.0.1"
+# A non-demo portal must name real backends (the outbox is demo-only); the audit timing sends nothing.
+NO_OUTBOX = {"KAMUSM_SMS_BACKEND": "console", "KAMUSM_MAIL_BACKEND": "smtp"}
 CONF = ROOT / "kamusm" / "gunicorn_conf.py"
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 BENCH_WORD = "bench-security-word-2024"
@@ -577,7 +580,7 @@ def argon2_rate(checker: PasswordHasher, word_hash: str, threads: int, count: in
 
 def audit_timing(instance: Path, entries: int) -> tuple[float, float]:
     """Make an instance whose audit log has `entries` chained rows; time verify in-process and by the CLI."""
-    app = create_app({"KAMUSM_INSTANCE": str(instance)})
+    app = create_app({"KAMUSM_INSTANCE": str(instance), **NO_OUTBOX})
     db = store.connect(app.config["DATABASE"])
     prev = store.last_audit_hash(db) or audit.GENESIS_HASH
     now = time.time()
@@ -597,7 +600,7 @@ def audit_timing(instance: Path, entries: int) -> tuple[float, float]:
         raise SystemExit(f"audit chain of {entries} entries did not verify: {checked}, {broken}")
     started = time.perf_counter()
     subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "app", "kamusm", "audit", "verify"],
-                   cwd=ROOT, env={**os.environ, "KAMUSM_INSTANCE": str(instance)}, check=True,
+                   cwd=ROOT, env={**os.environ, "KAMUSM_INSTANCE": str(instance), **NO_OUTBOX}, check=True,
                    stdout=subprocess.DEVNULL)
     return verify_seconds, time.perf_counter() - started
 

@@ -9,13 +9,13 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from kamusm import audit, certificates, mail, reset, roster, store, vault
+from kamusm import audit, certificates, helper, mail, reset, roster, store, vault
 from kamusm.config import settings_markdown
 from kamusm.contact import normalize_email, normalize_phone
 from kamusm.db import get_db
 from kamusm.demo import load_demo_holders
 from kamusm.errors import ValidationError
-from kamusm.helper import helper_command
+from kamusm.helper import BACKENDS, DEFAULT_PORT, DEFAULT_PORTAL_ORIGIN, HelperSetupError
 from kamusm.identity import normalize_identity
 
 kamusm_cli = AppGroup("kamusm", help="kamusm portal administration.")
@@ -225,7 +225,21 @@ def audit_verify_command() -> None:
     click.echo(f"audit chain ok: {checked} entries")
 
 
-kamusm_cli.add_command(helper_command)
+@kamusm_cli.command("helper")
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True, help=helper.PORT_HELP)
+@click.option("--origin", "origins", multiple=True, metavar="URL",
+              help=f"{helper.ORIGIN_HELP} Default: KAMUSM_PUBLIC_URL, else {DEFAULT_PORTAL_ORIGIN}.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="pcsc", show_default=True, help=helper.BACKEND_HELP)
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None, help=helper.HOME_HELP)
+def helper_command(port: int, origins: tuple[str, ...], backend: str, home: Path | None) -> None:
+    """Run the local card helper on 127.0.0.1 for the portal's /unlock page (as kamusm-helper does)."""
+    default_origin = current_app.config["KAMUSM_PUBLIC_URL"] or DEFAULT_PORTAL_ORIGIN
+    try:
+        helper.run(port, list(origins) or [default_origin], backend, home)
+    except (HelperSetupError, OSError) as error:
+        raise click.ClickException(str(error)) from error
+
+
 kamusm_cli.add_command(certificates.certificates_cli)
 
 

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from kamusm import create_app, store, vault
+from kamusm import store, vault
 from kamusm.db import connections
 from kamusm.demo import DEMO_HOLDERS, load_demo_holders
+from kamusm.factory import create_app
 
 CAPTCHA_ANSWER = "KMS34"
 SELIN = DEMO_HOLDERS[0]

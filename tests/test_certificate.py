@@ -12,7 +12,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from kamusm import ca, certificates, create_app, store
+from kamusm import ca, certificates, store
+from kamusm.factory import create_app
 from tests.conftest import KEMAL, SELIN, AuthActions, csrf_token, latest_code, load_demo
 
 RECENT_CODE_SECONDS = 300

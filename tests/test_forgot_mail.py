@@ -7,7 +7,8 @@ import socket
 import pytest
 from aiosmtpd.controller import Controller
 
-from kamusm import create_app, mail, store
+from kamusm import mail, store
+from kamusm.factory import create_app
 from kamusm.mail import MailFailed, SmtpMail, SmtpSettings
 from tests.conftest import SELIN, AuthActions, csrf_token, load_demo
 

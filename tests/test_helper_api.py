@@ -18,7 +18,6 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from kamusm import helper
@@ -27,12 +26,19 @@ from kamusm.card.sim import SimCard
 from kamusm.helper import (
     HelperSetupError,
     UsedSeals,
-    helper_command,
     make_server,
     normalize_origin,
 )
 from kamusm.helper.service import KEY_FILE_NAME, MAX_BODY_BYTES, USED_SEALS_FILE_NAME
-from kamusm.sealing import SEAL_TTL_SECONDS, SealError, b64decode, b64encode, public_key_bytes, seal_puk
+from kamusm.sealing import (
+    SEAL_TTL_SECONDS,
+    SealError,
+    b64decode,
+    b64encode,
+    fingerprint,
+    public_key_bytes,
+    seal_puk,
+)
 
 ORIGIN = "https://portal.example"
 SERIAL = "14000001"
@@ -131,7 +137,9 @@ def test_status_shape_and_headers(client, home):
     answer = client.get("/v1/status")
     assert answer.status == 200
     assert answer.json == {"version": helper.HELPER_VERSION, "readers": [SIM_READER_NAME],
-                           "public_key": answer.json["public_key"]}
+                           "public_key": answer.json["public_key"], "fingerprint": answer.json["fingerprint"],
+                           "name": answer.json["name"]}
+    assert answer.json["fingerprint"] == fingerprint(b64decode(answer.json["public_key"]))
     key = X25519PrivateKey.from_private_bytes((home / KEY_FILE_NAME).read_bytes())
     assert answer.json["public_key"] == b64encode(public_key_bytes(key))
     assert len(b64decode(answer.json["public_key"])) == 32 and "=" not in answer.json["public_key"]
@@ -453,20 +461,39 @@ def test_command_default_origin_comes_from_the_app(app, monkeypatch, tmp_path):
     monkeypatch.setattr(helper, "serve", lambda *args: started.append(args))
     helper_log = logging.getLogger("kamusm.helper")
     handlers_before = list(helper_log.handlers)
-    runner = CliRunner()
+    runner = app.test_cli_runner()
     home = ["--home", str(tmp_path)]
-    assert runner.invoke(helper_command, ["--backend", "sim", *home]).exit_code == 0
+    assert runner.invoke(args=["kamusm", "helper", "--backend", "sim", *home]).exit_code == 0
     app.config["KAMUSM_PUBLIC_URL"] = "https://imza.example.edu.tr"
-    with app.app_context():
-        assert runner.invoke(helper_command, ["--port", "0", *home]).exit_code == 0
-        assert runner.invoke(helper_command, ["--origin", "https://a.example", "--origin", "https://b.example",
-                                              *home]).exit_code == 0
+    assert runner.invoke(args=["kamusm", "helper", "--port", "0", *home]).exit_code == 0
+    assert runner.invoke(args=["kamusm", "helper", "--origin", "https://a.example", "--origin", "https://b.example",
+                               *home]).exit_code == 0
     assert started == [
         (8765, ["http://127.0.0.1:5000"], "sim", tmp_path),
         (0, ["https://imza.example.edu.tr"], "pcsc", tmp_path),
         (8765, ["https://a.example", "https://b.example"], "pcsc", tmp_path),
     ]
     assert helper_log.handlers == handlers_before and helper_log.propagate  # nothing left on a closed stream
+
+
+def test_the_command_line_passes_its_options_to_the_helper(monkeypatch, tmp_path):
+    started = []
+    monkeypatch.setattr(helper, "serve", lambda *args: started.append(args))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    helper.main([])
+    helper.main(["--port", "0", "--backend", "sim", "--origin", "https://a.example", "--home", str(tmp_path / "h")])
+    assert started == [
+        (8765, ["http://127.0.0.1:5000"], "pcsc", tmp_path / "kamusm-helper"),
+        (0, ["https://a.example"], "sim", tmp_path / "h"),
+    ]
+
+
+@pytest.mark.parametrize("argv", [["--port", "65536"], ["--port", "x"], ["--backend", "usb"], ["--serial", "1"]])
+def test_the_command_line_refuses_bad_options(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        helper.main(argv)
+    assert exited.value.code == 2
+    assert "usage: kamusm-helper" in capsys.readouterr().err
 
 
 def test_python_m_refuses_a_wildcard_origin_with_a_message(home, capsys):

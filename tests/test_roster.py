@@ -1,6 +1,7 @@
 """`kamusm import`: all rows or none, every bad line named, re-import updates."""
 
-from kamusm import create_app, store, vault
+from kamusm import store, vault
+from kamusm.factory import create_app
 from tests.conftest import csrf_token
 
 HEADER = "identity,name,phone,email,card_serial,cert_issued,pin,puk,security_word\n"

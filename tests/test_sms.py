@@ -5,8 +5,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from kamusm import create_app, store
+from kamusm import store
 from kamusm.errors import SmsFailed
+from kamusm.factory import create_app
 from kamusm.sms import ConsoleSms, HttpSms
 from tests.conftest import SELIN, AuthActions, load_demo
 

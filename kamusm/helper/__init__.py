@@ -1,9 +1,11 @@
 """The local card helper: a small HTTP service on 127.0.0.1 that the portal's /unlock page reaches
 from the holder's browser, and that talks to the card.
 
-Run it with ``python -m kamusm.helper`` or ``flask --app app kamusm helper`` (the click command
-``helper_command``; the same options: --port, --origin (repeatable), --backend pcsc|sim, --home).
-Standard library HTTP: no Flask app is created, so it runs on a holder's PC. The JSON API and its
+Run it as ``kamusm-helper`` (the wheel the portal serves at /helper/, built by ``make helper-dist``),
+``python -m kamusm.helper`` or ``flask --app app kamusm helper`` (kamusm.cli); the same options:
+--port, --origin (repeatable), --backend pcsc|sim, --home. Standard library HTTP and argparse, no
+Flask or click: the wheel ships this package with kamusm.card, kamusm.sealing and kamusm.keys only,
+and needs nothing but cryptography and pyscard on a holder's PC. The JSON API and its
 error names are fixed by DESIGN.md ("Card and local helper"); docs/helper.md lists the statuses.
 
 Responsibilities, from the outside in:
@@ -31,11 +33,10 @@ Security assumptions:
 
 from __future__ import annotations
 
+import argparse
 import logging
+import sys
 from pathlib import Path
-
-import click
-from flask import current_app, has_app_context
 
 from kamusm.helper.server import HelperRequestHandler, HelperServer, make_server, normalize_origin, serve
 from kamusm.helper.service import (
@@ -51,30 +52,22 @@ from kamusm.helper.service import (
     make_backend,
 )
 
-__all__ = ["BACKENDS", "DEFAULT_PORT", "HELPER_VERSION", "Helper", "HelperRequestHandler", "HelperServer",
-           "HelperSetupError", "UsedSeals", "helper_command", "main", "make_backend", "make_server",
-           "normalize_origin", "serve"]
+__all__ = ["BACKENDS", "DEFAULT_PORT", "DEFAULT_PORTAL_ORIGIN", "HELPER_VERSION", "Helper", "HelperRequestHandler",
+           "HelperServer", "HelperSetupError", "UsedSeals", "default_home", "main", "make_backend", "make_server",
+           "normalize_origin", "run", "serve"]
 
-def _default_origin() -> str:
-    """KAMUSM_PUBLIC_URL of the current Flask app (under ``flask kamusm helper``), else the local portal."""
-    if has_app_context():
-        return current_app.config.get("KAMUSM_PUBLIC_URL") or DEFAULT_PORTAL_ORIGIN
-    return DEFAULT_PORTAL_ORIGIN
+PORT_HELP = "TCP port on 127.0.0.1 (the portal's KAMUSM_HELPER_URL must name it)."
+ORIGIN_HELP = "A portal origin allowed to call the helper (repeatable; exact match)."
+BACKEND_HELP = "pcsc: real readers through pcscd; sim: the simulated demo card (serial 14000001)."
+HOME_HELP = ("Folder for the helper's key, used seal ids and the sim card "
+             "(default: $XDG_CONFIG_HOME/kamusm-helper or ~/.config/kamusm-helper).")
 
 
-@click.command("helper")
-@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
-              help="TCP port on 127.0.0.1 (the portal's KAMUSM_HELPER_URL must name it).")
-@click.option("--origin", "origins", multiple=True, metavar="URL",
-              help="A portal origin allowed to call the helper (repeatable; exact match). "
-                   "Default: KAMUSM_PUBLIC_URL under flask, else http://127.0.0.1:5000.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="pcsc", show_default=True,
-              help="pcsc: real readers through pcscd; sim: the simulated demo card (serial 14000001).")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the helper's key, used seal ids and the sim card "
-                   "(default: $XDG_CONFIG_HOME/kamusm-helper or ~/.config/kamusm-helper).")
-def helper_command(port: int, origins: tuple[str, ...], backend: str, home: Path | None) -> None:
-    """Run the local card helper on 127.0.0.1 for the portal's /unlock page."""
+def run(port: int, origins: list[str], backend: str, home: Path | None) -> None:
+    """Serve until interrupted, logging one line per request to standard error.
+
+    Raises HelperSetupError or OSError (port taken) at start.
+    """
     # Its own handler, not propagated: under `flask` the "kamusm" logger has Flask's handler too,
     # which would print every line twice.
     # Taken off again when the helper stops, so a process that runs the command twice (the tests)
@@ -86,19 +79,44 @@ def helper_command(port: int, origins: tuple[str, ...], backend: str, home: Path
     log.propagate = False
     log.setLevel(logging.INFO)
     try:
-        serve(port, list(origins) or [_default_origin()], backend, home or default_home())
-    except (HelperSetupError, OSError) as error:
-        raise click.ClickException(str(error)) from error
+        serve(port, origins, backend, home or default_home())
     finally:
         log.removeHandler(handler)
         log.propagate = propagate
         log.setLevel(level)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m kamusm.helper [--port 8765] [--origin URL ...] [--backend pcsc|sim] [--home DIR]``.
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not in 0..65535")
+    return port
 
-    The same command as ``flask --app app kamusm helper``; exits the process when done.
+
+def argument_parser(prog: str = "kamusm-helper") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Run the local card helper on 127.0.0.1 "
+                                                            "for the portal's /unlock page.")
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"{PORT_HELP} Default: {DEFAULT_PORT}.")
+    parser.add_argument("--origin", dest="origins", action="append", default=[], metavar="URL",
+                        help=f"{ORIGIN_HELP} Default: {DEFAULT_PORTAL_ORIGIN}.")
+    parser.add_argument("--backend", choices=BACKENDS, default="pcsc", help=f"{BACKEND_HELP} Default: pcsc.")
+    parser.add_argument("--home", type=Path, default=None, metavar="DIR", help=HOME_HELP)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {HELPER_VERSION}")
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "kamusm-helper") -> None:
+    """``kamusm-helper`` and ``python -m kamusm.helper``: [--port 8765] [--origin URL ...]
+    [--backend pcsc|sim] [--home DIR].
+
+    Exits with status 2 for bad options, 1 when the helper cannot start (the reason on standard error).
     """
-    helper_command.main(args=argv, prog_name="python -m kamusm.helper")
-
+    options = argument_parser(prog).parse_args(argv)
+    try:
+        run(options.port, options.origins or [DEFAULT_PORTAL_ORIGIN], options.backend, options.home)
+    except (HelperSetupError, OSError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        raise SystemExit(1) from error

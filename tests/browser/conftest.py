@@ -1,6 +1,6 @@
 """Real-browser fixtures: the portal on a live port, Debian's chromium through Playwright.
 
-- `live_server`: the `app` of tests/conftest.py (`kamusm.create_app` on a fresh instance folder,
+- `live_server`: the `app` of tests/conftest.py (`kamusm.factory.create_app` on a fresh instance folder,
   the demo holders loaded, rate limits off, captcha answer KMS34), served by werkzeug on
   127.0.0.1:<free port> in a background thread. Its clock is the settable `Clock` of
   tests/conftest.py (the `clock` fixture): the server's time only moves when a test moves it, while

@@ -14,8 +14,8 @@ import re
 
 import pytest
 
-from kamusm import PROJECT_ROOT
 from kamusm.demo import DEMO_HOLDERS
+from kamusm.factory import PROJECT_ROOT
 
 try:
     from playwright.sync_api import Error as PlaywrightError

@@ -1,0 +1,88 @@
+"""create_app: the portal's Flask application, built from its settings and blueprints."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from kamusm import db as dbmod
+from kamusm import store, web
+from kamusm.config import check_settings, load_settings
+from kamusm.extensions import babel, csrf, limiter
+from kamusm.keys import load_or_create_key
+from kamusm.sessions import SqliteSessionInterface
+from kamusm.words import WordHasher
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the portal: defaults, instance/kamusm.toml, environment, then test_config."""
+    test_config = test_config or {}
+    instance_path = Path(test_config.get("KAMUSM_INSTANCE")
+                         or os.environ.get("KAMUSM_INSTANCE") or PROJECT_ROOT / "instance").resolve()
+    app = Flask(__name__, instance_path=str(instance_path), instance_relative_config=True,
+                template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
+    instance_path.mkdir(parents=True, exist_ok=True)
+
+    settings = load_settings(instance_path)
+    settings.update({name: value for name, value in test_config.items() if name in settings})
+    check_settings(settings)
+    app.config.update(settings)
+    app.config.update(
+        DATABASE=str(instance_path / "kamusm.db"),
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        # Referrer-Policy no-referrer removes the Referer this check wants; web.refuse_cross_site checks instead.
+        WTF_CSRF_SSL_STRICT=False,
+        WTF_CSRF_TIME_LIMIT=None,  # the token dies with the server-side session, which has its own timeouts
+        # Our forms use no WTForms validators, so WTForms' own catalog (loaded per form) is never needed.
+        WTF_I18N_ENABLED=False,
+        BABEL_DEFAULT_LOCALE="tr",
+        CLOCK=time.time,
+        CAPTCHA_FIXED_ANSWER=None,
+    )
+    app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = load_or_create_key(instance_path / "secret_key")
+    if app.config["KAMUSM_PROXIES"]:
+        proxies = app.config["KAMUSM_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+
+    app.logger.setLevel(logging.INFO)
+    dbmod.init_app(app)
+    with app.app_context():
+        store.migrate(dbmod.get_db())
+    dbmod.connections(app).close_all()  # a gunicorn --preload master must not hand connections to its workers
+
+    app.session_interface = SqliteSessionInterface(dbmod.get_db, clock=lambda: app.config["CLOCK"]())
+    app.extensions["kamusm.hasher"] = WordHasher(app.config["KAMUSM_ARGON2_MEMORY_KIB"],
+                                                 app.config["KAMUSM_ARGON2_TIME_COST"],
+                                                 app.config["KAMUSM_ARGON2_PARALLELISM"],
+                                                 app.config["KAMUSM_ARGON2_SLOTS"] or os.cpu_count() or 1)
+    babel.init_app(app, locale_selector=web.select_locale)
+    web.init_app(app)  # before CSRFProtect, so a cross-site POST is refused as such
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    from kamusm import auth, certificates, cli, demo, health, helper_dist, menu, pinpuk, profile, reset, unlock
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(menu.bp)
+    app.register_blueprint(pinpuk.bp)
+    app.register_blueprint(reset.bp)
+    app.register_blueprint(unlock.bp)
+    app.register_blueprint(profile.bp)
+    app.register_blueprint(certificates.bp)
+    app.register_blueprint(health.bp)
+    app.config["KAMUSM_HELPER_DIST_DIR"] = str(helper_dist.dist_dir(app.config, instance_path))
+    app.register_blueprint(helper_dist.bp)
+    if app.config["KAMUSM_DEMO"]:
+        app.register_blueprint(demo.bp)
+    cli.init_app(app)
+    return app
