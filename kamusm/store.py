@@ -289,7 +289,41 @@ def _migration_5(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX certificate_changes_at ON certificate_changes(at)")
 
 
-MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5)
+def _migration_6(db: sqlite_utils.Database) -> None:
+    """When a newer link of the same purpose voided a token: its page then says so, not "used"."""
+    db.execute("ALTER TABLE tokens ADD COLUMN voided_at REAL")
+
+
+def _migration_7(db: sqlite_utils.Database) -> None:
+    """Helper keys pinned to holders by pairing, and the pairings on their way (code MAC only)."""
+    db.execute("""
+        CREATE TABLE helper_keys (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            public_key TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            name TEXT NOT NULL,
+            paired_at REAL NOT NULL,
+            last_used_at REAL,
+            UNIQUE (holder_id, public_key)
+        )""")
+    db.execute("""
+        CREATE TABLE helper_pairings (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            attempt TEXT NOT NULL,
+            public_key TEXT NOT NULL,
+            name TEXT NOT NULL,
+            code_mac TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            tries INTEGER NOT NULL DEFAULT 0,
+            used_at REAL
+        )""")
+    db.execute("CREATE INDEX helper_pairings_holder ON helper_pairings(holder_id)")
+
+
+MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7)
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
@@ -343,11 +377,14 @@ def set_word_hash(db: sqlite_utils.Database, holder_id: int, word_hash: str) -> 
         db.execute("UPDATE holders SET word_hash = ? WHERE id = ?", [word_hash, holder_id])
 
 
-def record_login_failure(db: sqlite_utils.Database, holder_id: int) -> int:
-    """Count one more consecutive failure; return the new count (atomic across workers)."""
+def count_login_attempt(db: sqlite_utils.Database, holder_id: int, now: float) -> int | None:
+    """Count one more attempt as a failure before its word is checked; return the new count, or
+    None (nothing counted) while the holder is locked. One conditional UPDATE, so parallel
+    requests in any worker cannot all read "not locked" before one of them sets the lock."""
     with write(db):
-        db.execute("UPDATE holders SET failed_logins = failed_logins + 1 WHERE id = ?", [holder_id])
-        return _one(db, "SELECT failed_logins FROM holders WHERE id = ?", [holder_id])["failed_logins"]
+        row = _one(db, """UPDATE holders SET failed_logins = failed_logins + 1
+                          WHERE id = ? AND locked_until <= ? RETURNING failed_logins""", [holder_id, now])
+    return row["failed_logins"] if row else None
 
 
 def lock_holder(db: sqlite_utils.Database, holder_id: int, until: float) -> None:
@@ -446,24 +483,33 @@ def insert_code(db: sqlite_utils.Database, holder_id: int, attempt: str, code_ma
             [holder_id, attempt, code_mac, sent_at, expires_at]).lastrowid
 
 
+def void_codes(db: sqlite_utils.Database, attempt: str, now: float) -> None:
+    """End the attempt's unused codes (a newer request replaced the attempt); they still count as sent."""
+    with write(db):
+        db.execute("UPDATE sms_codes SET used_at = ? WHERE attempt = ? AND used_at IS NULL", [now, attempt])
+
+
 def delete_code(db: sqlite_utils.Database, code_id: int) -> None:
     with write(db):
         db.execute("DELETE FROM sms_codes WHERE id = ?", [code_id])
 
 
-def claim_code(db: sqlite_utils.Database, code_id: int, now: float, max_wrong_tries: int) -> bool:
-    """Mark the code used if it is still unused and alive; True for exactly one caller."""
+def reserve_code_try(db: sqlite_utils.Database, code_id: int, now: float, max_wrong_tries: int) -> int | None:
+    """Count one try as wrong before the code is compared; return the tries counted so far, or None
+    when the code is used, expired or out of tries. Conditional, so parallel guesses in any worker
+    are never compared more than max_wrong_tries times."""
     with write(db):
-        return db.execute(
-            """UPDATE sms_codes SET used_at = ?
-               WHERE id = ? AND used_at IS NULL AND expires_at >= ? AND wrong_tries < ?""",
-            [now, code_id, now, max_wrong_tries]).rowcount == 1
+        row = _one(db, """UPDATE sms_codes SET wrong_tries = wrong_tries + 1
+                          WHERE id = ? AND used_at IS NULL AND expires_at >= ? AND wrong_tries < ?
+                          RETURNING wrong_tries""", [code_id, now, max_wrong_tries])
+    return row["wrong_tries"] if row else None
 
 
-def record_wrong_code(db: sqlite_utils.Database, code_id: int) -> int:
+def claim_code(db: sqlite_utils.Database, code_id: int, now: float) -> bool:
+    """Mark the code used and give back the try reserved for it; True for exactly one caller."""
     with write(db):
-        db.execute("UPDATE sms_codes SET wrong_tries = wrong_tries + 1 WHERE id = ?", [code_id])
-        return _one(db, "SELECT wrong_tries FROM sms_codes WHERE id = ?", [code_id])["wrong_tries"]
+        return db.execute("UPDATE sms_codes SET used_at = ?, wrong_tries = wrong_tries - 1 WHERE id = ? "
+                          "AND used_at IS NULL", [now, code_id]).rowcount == 1
 
 
 # Outbox (demo SMS and mail) ------------------------------------------------
@@ -589,16 +635,23 @@ def count_data_keys(db: sqlite_utils.Database) -> int:
     return db.execute("SELECT count(*) FROM data_keys").fetchone()[0]
 
 
-# One-time tokens (activation and reset links) ------------------------------------
+# One-time tokens (activation, reset and e-mail change links) ---------------------
 
 def save_token(db: sqlite_utils.Database, id_hash: str, holder_id: int, purpose: str, now: float,
                expires_at: float, payload: str = "") -> None:
     """Store a new token; the holder's older unused tokens of the same purpose stop working."""
     with write(db):
-        db.execute("UPDATE tokens SET used_at = ? WHERE holder_id = ? AND purpose = ? AND used_at IS NULL",
-                   [now, holder_id, purpose])
+        void_tokens(db, holder_id, purpose, now)
         db.execute("""INSERT INTO tokens (id_hash, holder_id, purpose, created_at, expires_at, payload)
                       VALUES (?, ?, ?, ?, ?, ?)""", [id_hash, holder_id, purpose, now, expires_at, payload])
+
+
+def void_tokens(db: sqlite_utils.Database, holder_id: int, purpose: str, now: float) -> int:
+    """End the holder's live tokens of the purpose, marked as voided (not used); return how many."""
+    with write(db):
+        return db.execute("""UPDATE tokens SET used_at = ?, voided_at = ?
+                             WHERE holder_id = ? AND purpose = ? AND used_at IS NULL AND expires_at >= ?""",
+                          [now, now, holder_id, purpose, now]).rowcount
 
 
 def find_token(db: sqlite_utils.Database, id_hash: str) -> dict | None:
@@ -726,3 +779,71 @@ def save_crl_state(db: sqlite_utils.Database, number: int, this_update: float, d
         db.execute("""INSERT INTO crl_state (id, number, this_update, der) VALUES (1, ?, ?, ?)
                       ON CONFLICT(id) DO UPDATE SET number = excluded.number, this_update = excluded.this_update,
                         der = excluded.der""", [number, this_update, der])
+
+
+def holder_helper_keys(db: sqlite_utils.Database, holder_id: int) -> list[dict]:
+    return _rows(db, "SELECT * FROM helper_keys WHERE holder_id = ? ORDER BY paired_at, id", [holder_id])
+
+
+def find_helper_key(db: sqlite_utils.Database, holder_id: int, public_key: str) -> dict | None:
+    return _one(db, "SELECT * FROM helper_keys WHERE holder_id = ? AND public_key = ?", [holder_id, public_key])
+
+
+def pin_helper_key(db: sqlite_utils.Database, holder_id: int, public_key: str, fingerprint: str, name: str,
+                   now: float) -> int:
+    """Pin a helper key to the holder (a key paired again keeps its first pairing time); return its id."""
+    with write(db):
+        db.execute("""INSERT INTO helper_keys (holder_id, public_key, fingerprint, name, paired_at)
+                      VALUES (?, ?, ?, ?, ?)
+                      ON CONFLICT(holder_id, public_key) DO UPDATE SET name = excluded.name""",
+                   [holder_id, public_key, fingerprint, name, now])
+        return find_helper_key(db, holder_id, public_key)["id"]
+
+
+def touch_helper_key(db: sqlite_utils.Database, key_id: int, now: float) -> None:
+    with write(db):
+        db.execute("UPDATE helper_keys SET last_used_at = ? WHERE id = ?", [now, key_id])
+
+
+def delete_helper_key(db: sqlite_utils.Database, holder_id: int, key_id: int) -> dict | None:
+    """Unpin one of the holder's helper keys; return the row removed, None when it is not theirs."""
+    with write(db):
+        row = _one(db, "SELECT * FROM helper_keys WHERE id = ? AND holder_id = ?", [key_id, holder_id])
+        if row is not None:
+            db.execute("DELETE FROM helper_keys WHERE id = ?", [key_id])
+        return row
+
+
+def start_pairing(db: sqlite_utils.Database, holder_id: int, attempt: str, public_key: str, name: str,
+                  code_mac: str, now: float, expires_at: float) -> int:
+    """Record a pairing on its way; the holder's older unfinished pairings are voided in the same transaction."""
+    with write(db):
+        db.execute("DELETE FROM helper_pairings WHERE holder_id = ? AND used_at IS NULL", [holder_id])
+        db.execute("DELETE FROM helper_pairings WHERE expires_at < ?", [now])
+        cursor = db.execute(
+            """INSERT INTO helper_pairings (holder_id, attempt, public_key, name, code_mac, created_at, expires_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""", [holder_id, attempt, public_key, name, code_mac, now, expires_at])
+        return cursor.lastrowid
+
+
+def find_pairing(db: sqlite_utils.Database, holder_id: int, attempt: str) -> dict | None:
+    """The holder's unfinished pairing made under this session's attempt id, if any."""
+    return _one(db, """SELECT * FROM helper_pairings WHERE holder_id = ? AND attempt = ? AND used_at IS NULL
+                       ORDER BY id DESC LIMIT 1""", [holder_id, attempt])
+
+
+def reserve_pairing_try(db: sqlite_utils.Database, pairing_id: int, now: float, max_tries: int) -> bool:
+    """Spend one try before the code is compared, so parallel guesses never exceed max_tries."""
+    with write(db):
+        cursor = db.execute("""UPDATE helper_pairings SET tries = tries + 1
+                               WHERE id = ? AND used_at IS NULL AND expires_at >= ? AND tries < ?""",
+                            [pairing_id, now, max_tries])
+        return cursor.rowcount == 1
+
+
+def claim_pairing(db: sqlite_utils.Database, pairing_id: int, now: float) -> bool:
+    """Mark the pairing used; False when another request used it first."""
+    with write(db):
+        cursor = db.execute("UPDATE helper_pairings SET used_at = ? WHERE id = ? AND used_at IS NULL",
+                            [now, pairing_id])
+        return cursor.rowcount == 1

@@ -31,13 +31,15 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from kamusm import MAX_REQUEST_BYTES, certificates, reset, store
+from kamusm import certificates, reset, store
 from kamusm.contact import normalize_email, normalize_phone
 from kamusm.errors import ValidationError
+from kamusm.factory import MAX_REQUEST_BYTES
 from kamusm.identity import normalize_identity
 from kamusm.unlock import OPERATIONS, OUTCOMES, check_new_pin
 from tests.conftest import CAPTCHA_ANSWER, SELIN, csrf_token, latest_code
 from tests.hostile_settings import hostile
+from tests.unlock_actions import HELPER_PUBLIC, start_pairing
 
 # Hypothesis settings ------------------------------------------------------------------------------
 
@@ -427,6 +429,54 @@ def test_unlock_result_form(signed_in, pairs):
     response, length = signed_in.post("/unlock/result", pairs, json_api=True)
     valid = first(pairs, "op") in OPERATIONS and first(pairs, "outcome") in OUTCOMES
     signed_in.check(response, pairs, body_length=length, may_succeed=valid)
+
+
+FACT_PLAN = {"error": sometimes(*OUTCOMES), "helper_key": sometimes(HELPER_PUBLIC), "helper_name": hostile_text,
+             "reader": hostile_text, "serial": sometimes("14000001"), "pin_tries_left": sometimes("3", "0"),
+             "puk_tries_left": sometimes("3", "0"), "notice": sometimes("paired")}
+
+
+@HOSTILE
+@given(pairs=shaped(FACT_PLAN))
+@example(pairs=[("helper_key", HELPER_PUBLIC), ("helper_name", XSS_SCRIPT), ("reader", "kms{{7*7}}kms"),
+                ("serial", "14000001"), ("pin_tries_left", "3"), ("puk_tries_left", "3")])
+@example(pairs=[("helper_key", HELPER_PUBLIC), ("serial", "14000001"), ("pin_tries_left", "١")])
+@example(pairs=[("error", "unreachable\x00")])
+def test_unlock_state_query(signed_in, pairs):
+    response = signed_in.client.get("/unlock/state", query_string=pairs, headers={"HX-Request": "true"})
+    signed_in.check(response, pairs, may_succeed=True)
+    assert "<html" not in response.get_data(as_text=True)
+
+
+@HOSTILE
+@given(pairs=shaped({"helper_key": sometimes(HELPER_PUBLIC), "helper_name": hostile_text}))
+@example(pairs=[("helper_key", HELPER_PUBLIC), ("helper_name", XSS_SCRIPT)])
+@example(pairs=[("helper_key", HELPER_PUBLIC + "\x00")])
+def test_unlock_pair_start_form(signed_in, pairs):
+    response, length = signed_in.post("/unlock/pair/start", pairs, json_api=True)
+    signed_in.check(response, pairs, body_length=length, may_succeed=first(pairs, "helper_key") == HELPER_PUBLIC)
+    if response.status_code == 200:
+        assert set(response.json) == {"sealed_code"}
+
+
+@FEW
+@given(pairs=shaped({"pairing_code": sometimes("123456", "123 456"), "helper_key": sometimes(HELPER_PUBLIC)}))
+@example(pairs=[("pairing_code", "١٢٣٤٥٦"), ("helper_key", HELPER_PUBLIC)])
+@example(pairs=[("pairing_code", "123456\x00"), ("helper_key", HELPER_PUBLIC)])
+def test_unlock_pair_form(signed_in, pairs):
+    """A guessed code may be right once in a million; anything else is a 4xx with a field error or alert."""
+    start_pairing(signed_in.client)
+    response, length = signed_in.post("/unlock/pair", pairs)
+    signed_in.check(response, pairs, body_length=length, may_succeed=True)
+    assert response.status_code in (200, 400, 413, 422)
+
+
+@FEW
+@given(code=hostile_text)
+@example(code="000000")
+def test_unlock_stepup_form(signed_in, code):
+    response, length = signed_in.post("/unlock/stepup", [("code", code)])
+    signed_in.check(response, [("code", code)], body_length=length, may_succeed=False)
 
 
 # /profile -------------------------------------------------------------------------------------------

@@ -1,19 +1,12 @@
-"""The portal's side of Kilit Çözme over HTTP: PIN rules, own card only, seal, caps, outcome."""
+"""The portal's side of Kilit Çözme over HTTP: PIN rules, own card only, paired helper, fresh code,
+seal, caps, outcome."""
 import pytest
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from kamusm import sealing, store
 from kamusm.errors import ValidationError
 from kamusm.unlock import SEALS_PER_DAY, check_new_pin
-from tests.conftest import KEMAL, SELIN, AuthActions, csrf_token
-
-HELPER_KEY = X25519PrivateKey.generate()
-HELPER_PUBLIC = sealing.b64encode(sealing.public_key_bytes(HELPER_KEY))
-
-
-def post(client, path, **data):
-    return client.post(path, data=data, headers={"X-CSRFToken": csrf_token(client, "/menu"),
-                                                 "Accept": "application/json"})
+from tests.conftest import KEMAL, SELIN, AuthActions
+from tests.unlock_actions import HELPER_KEY, HELPER_PUBLIC, pair_helper, post
 
 
 def ask_seal(client, serial=SELIN["card_serial"], new_pin="582046", confirm=None, key=HELPER_PUBLIC):
@@ -32,38 +25,46 @@ def test_pin_rules(new_pin, confirm, field, app):
     assert caught.value.field == field
 
 
-def test_page_explains_the_helper(client, auth):
+def test_page_looks_for_the_helper(client, auth):
     auth.login()
     response = client.get("/unlock")
     page = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert "python3 -m kamusm.helper --origin http://localhost" in page and "Yerel ağ erişimi" in page
-    assert 'name="new_pin"' in page and 'name="new_pin_confirm"' in page
+    assert 'id="unlock_checking"' in page and "data-unlock-slot" in page and "Kart yardımcısı aranıyor" in page
     assert "connect-src 'self' http://127.0.0.1:8765" in response.headers["Content-Security-Policy"]
     assert SELIN["puk"] not in page
 
 
 def test_old_card_gets_the_own_puk_form(client, app):
     AuthActions(client, app).login(KEMAL["identity"], KEMAL["security_word"])
-    page = client.get("/unlock").get_data(as_text=True)
+    pair_helper(client, app)
+    page = client.get("/unlock/state", query_string=card_facts(KEMAL["card_serial"]),
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
     assert 'data-operation="unblock-own-puk"' in page and KEMAL["puk"] not in page
 
 
-def test_seal_opens_only_in_the_helper_for_that_card(client, auth, clock, db):
+def card_facts(serial=SELIN["card_serial"], key=HELPER_PUBLIC, **more):
+    return {"helper_key": key, "helper_name": "ofis-pc", "reader": "Virtual PCD 00 00", "serial": serial,
+            "pin_tries_left": "3", "puk_tries_left": "3", **more}
+
+
+def test_seal_opens_only_in_the_helper_for_that_card(client, app, auth, clock, db):
     auth.login()
+    pair_helper(client, app)
     response = ask_seal(client)
     assert response.status_code == 200
     assert SELIN["puk"] not in response.get_data(as_text=True)
     opened = sealing.open_seal(HELPER_KEY, response.json["sealed_puk"], SELIN["card_serial"], clock())
-    assert opened.puk == SELIN["puk"] and opened.seal_id == response.json["seal_id"]
+    assert opened.secret == SELIN["puk"] and opened.seal_id == response.json["seal_id"]
     with pytest.raises(sealing.SealError):
         sealing.open_seal(HELPER_KEY, response.json["sealed_puk"], KEMAL["card_serial"], clock())
     events = [(row["event"], row["outcome"]) for row in store.audit_entries(db)]
     assert ("unlock.seal", "ok") in events
 
 
-def test_someone_elses_card_gets_no_seal(client, auth, db):
+def test_someone_elses_card_gets_no_seal(client, app, auth, db):
     auth.login()
+    pair_helper(client, app)
     response = ask_seal(client, serial=KEMAL["card_serial"])
     assert response.status_code == 403 and "size ait değil" in response.json["message"]
     assert ask_seal(client, serial="'; DROP TABLE cards; --").status_code == 403
@@ -71,6 +72,7 @@ def test_someone_elses_card_gets_no_seal(client, auth, db):
 
 def test_old_card_gets_no_seal(client, app):
     AuthActions(client, app).login(KEMAL["identity"], KEMAL["security_word"])
+    pair_helper(client, app)
     assert ask_seal(client, serial=KEMAL["card_serial"]).status_code == 409
 
 
@@ -85,8 +87,9 @@ def test_bad_helper_key_is_422(client, auth):
     assert ask_seal(client, key="not-a-key").status_code == 422
 
 
-def test_seals_are_capped_per_day(client, auth, clock):
+def test_seals_are_capped_per_day(client, app, auth, clock):
     auth.login()
+    pair_helper(client, app)
     for _ in range(SEALS_PER_DAY):
         assert ask_seal(client).status_code == 200
     capped = ask_seal(client)
@@ -96,8 +99,9 @@ def test_seals_are_capped_per_day(client, auth, clock):
     assert ask_seal(client).status_code == 200
 
 
-def test_deleted_puk_means_no_online_unlock(client, auth):
+def test_deleted_puk_means_no_online_unlock(client, app, auth):
     auth.login()
+    pair_helper(client, app)
     post(client, "/pin-puk/delete", confirm="yes")
     response = ask_seal(client)
     assert response.status_code == 409 and "silindiği için" in response.json["message"]
@@ -139,8 +143,9 @@ def test_unlock_needs_a_full_login(client, auth):
     assert client.get("/unlock").headers["Location"] == "/login/sms"
 
 
-def test_refused_seals_do_not_spend_the_daily_cap(client, auth):
+def test_refused_seals_do_not_spend_the_daily_cap(client, app, auth):
     auth.login()
+    pair_helper(client, app)
     for _ in range(SEALS_PER_DAY + 2):
         assert ask_seal(client, serial=KEMAL["card_serial"]).status_code == 403
     assert ask_seal(client).status_code == 200

@@ -31,6 +31,7 @@ from kamusm.helper.service import (
     http_status,
     log,
     make_backend,
+    show_on_console,
 )
 
 
@@ -52,25 +53,25 @@ def _fields(body: dict[str, Any], names: tuple[str, ...]) -> tuple[dict[str, str
     return {name: body[name] for name in names}, confirm_last_try
 
 
-def _get_status(helper: Helper, body: dict[str, Any]) -> dict[str, object]:
+def _get_status(helper: Helper, body: dict[str, Any], origin: str) -> dict[str, object]:
     return helper.status()
 
 
-def _get_card(helper: Helper, body: dict[str, Any]) -> dict[str, object]:
+def _get_card(helper: Helper, body: dict[str, Any], origin: str) -> dict[str, object]:
     return helper.read_card()
 
 
-def _post_verify(helper: Helper, body: dict[str, Any]) -> dict[str, object]:
+def _post_verify(helper: Helper, body: dict[str, Any], origin: str) -> dict[str, object]:
     values, confirm = _fields(body, ("pin",))
     return helper.verify_pin(values["pin"], confirm)
 
 
-def _post_change(helper: Helper, body: dict[str, Any]) -> dict[str, object]:
+def _post_change(helper: Helper, body: dict[str, Any], origin: str) -> dict[str, object]:
     values, confirm = _fields(body, ("old_pin", "new_pin"))
     return helper.change_pin(values["old_pin"], values["new_pin"], confirm)
 
 
-def _post_unblock(helper: Helper, body: dict[str, Any]) -> dict[str, object]:
+def _post_unblock(helper: Helper, body: dict[str, Any], origin: str) -> dict[str, object]:
     if "sealed_puk" in body:
         values, confirm = _fields(body, ("sealed_puk", "new_pin"))
         return helper.unblock_pin_sealed(values["sealed_puk"], values["new_pin"], confirm)
@@ -78,13 +79,19 @@ def _post_unblock(helper: Helper, body: dict[str, Any]) -> dict[str, object]:
     return helper.unblock_pin(values["puk"], values["new_pin"], confirm)
 
 
-Route = Callable[[Helper, dict[str, Any]], dict[str, object]]
+def _post_pair(helper: Helper, body: dict[str, Any], origin: str) -> dict[str, object]:
+    values, _ = _fields(body, ("sealed_code",))
+    return helper.show_pairing_code(values["sealed_code"], origin.lower())
+
+
+Route = Callable[[Helper, dict[str, Any], str], dict[str, object]]
 ROUTES: dict[str, tuple[str, Route]] = {
     "/v1/status": ("GET", _get_status),
     "/v1/card": ("GET", _get_card),
     "/v1/pin/verify": ("POST", _post_verify),
     "/v1/pin/change": ("POST", _post_change),
     "/v1/pin/unblock": ("POST", _post_unblock),
+    "/v1/pair": ("POST", _post_pair),
 }
 
 
@@ -162,7 +169,7 @@ class HelperRequestHandler(BaseHTTPRequestHandler):
             if self.command != method:
                 raise RequestError(apdu.BAD_REQUEST, f"Use {method} here.", status=405)
             body = self._read_json_object() if method == "POST" else {}
-            answer = run(self.server.helper, body)
+            answer = run(self.server.helper, body, origin)
         except CardError as error:
             self._send_json(http_status(error), error.as_dict(), origin)
             return
@@ -264,13 +271,22 @@ def make_server(
     backend: CardBackend,
     home: Path,
     clock: Callable[[], float] = time.time,
+    display: Callable[[str], None] = show_on_console,
 ) -> HelperServer:
     """A helper server bound to 127.0.0.1:``port`` (0: a free port), not yet serving.
 
     Call ``serve_forever()`` (in a thread, in tests), then ``shutdown()`` and ``server_close()``.
+    ``display`` receives what the holder reads on the helper's console (see ``Helper``).
     Raises HelperSetupError (see ``Helper``, ``normalize_origin``) or OSError (port taken).
     """
-    return HelperServer(port, origins, Helper(backend, home, clock))
+    return HelperServer(port, origins, Helper(backend, home, clock, display))
+
+
+STARTED_NOTICE = """
+  kamusm kart yardımcısı çalışıyor / kamusm card helper running.
+  Anahtar parmak izi / Key fingerprint:  {fingerprint}
+  Bu pencereyi Kilit Çözme bitene kadar açık tutunuz / Keep this window open until the unlock is done.
+"""
 
 
 def serve(port: int, origins: list[str], backend_name: str, home: Path) -> None:
@@ -280,6 +296,7 @@ def serve(port: int, origins: list[str], backend_name: str, home: Path) -> None:
         server = make_server(port, origins, backend, home)
         log.info("kamusm helper %s on http://%s:%d for %s (backend %s, home %s)", HELPER_VERSION,
                  BIND_ADDRESS, server.port, ", ".join(sorted(server.origins)), backend_name, home)
+        show_on_console(STARTED_NOTICE.format(fingerprint=server.helper.fingerprint))
         try:
             server.serve_forever(poll_interval=SERVE_POLL_SECONDS)
         except KeyboardInterrupt:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,8 +20,7 @@ from kamusm.card import apdu, reader
 from kamusm.card.apdu import CardError, LastTryRefused
 from kamusm.card.pcsc import PcscBackend
 from kamusm.card.reader import CardBackend, SimBackend
-from kamusm.card.sim import SimCard
-from kamusm.demo import DEMO_HOLDERS
+from kamusm.card.sim import DEMO_CARD, SimCard
 from kamusm.keys import load_or_create_key, write_private_json
 
 HELPER_VERSION = "1.0"
@@ -30,6 +30,7 @@ DEFAULT_PORTAL_ORIGIN = "http://127.0.0.1:5000"
 BACKENDS = ("pcsc", "sim")
 FORBIDDEN_ORIGIN = "forbidden_origin"
 
+HELPER_NAME_MAX_CHARS = 64
 MAX_BODY_BYTES = 4 * 1024
 # A body somewhat over the limit is read and dropped, so the client gets the 400 rather than a
 # connection reset by unread data; a bigger one just closes the connection.
@@ -48,7 +49,7 @@ USED_SEALS_FILE_NAME = "used-seals.json"
 USED_SEALS_FORMAT_VERSION = 1
 SIM_CARD_FILE_NAME = "sim-card.json"
 # The demo holder whose card the sim backend plays (DESIGN.md: Selin Yılmaz, serial 14000001).
-SIM_DEMO_HOLDER = DEMO_HOLDERS[0]
+SIM_DEMO_HOLDER = DEMO_CARD
 
 # HTTP status per DESIGN.md error name (docs/helper.md documents the same table).
 ERROR_STATUS = {
@@ -69,6 +70,22 @@ LAST_TRY_STATUS = 428
 
 # A fixed name: under `python -m kamusm.helper` __name__ is "__main__".
 log = logging.getLogger("kamusm.helper")
+
+
+PAIRING_NOTICE = """
+  Eşleştirme kodu / Pairing code for {origin}:
+
+      {code}
+
+  Bu kart yardımcısının anahtarı / This helper's key:  {fingerprint}
+  Kodu yalnızca portalın Kilit Çözme sayfasına yazınız; kimseye söylemeyiniz.
+  Type the code only on the portal's Kilit Çözme page; never tell it to anyone.
+"""
+
+
+def show_on_console(text: str) -> None:
+    """Print to the helper's own terminal (standard output), apart from its log on standard error."""
+    print(text, flush=True)
 
 
 class HelperSetupError(Exception):
@@ -95,15 +112,27 @@ def http_status(error: CardError) -> int:
 # Files in the helper home --------------------------------------------------------------------
 
 def default_home() -> Path:
-    """$XDG_CONFIG_HOME/kamusm-helper, else ~/.config/kamusm-helper."""
+    """%APPDATA%\\kamusm-helper on Windows; else $XDG_CONFIG_HOME/kamusm-helper, else ~/.config/kamusm-helper."""
+    if os.name == "nt" and os.environ.get("APPDATA"):
+        return Path(os.environ["APPDATA"]) / "kamusm-helper"
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "kamusm-helper"
+
+
+def others_may_open(path: Path) -> bool:
+    """Whether the POSIX mode lets anyone but the owner in.
+
+    Windows reports every file as 0o666 and every folder as 0o777 whatever its ACL says, so there
+    the answer is no: the helper's home is inside the user's own profile (%APPDATA%), which only
+    that user (and administrators) may open.
+    """
+    return os.name != "nt" and bool(path.stat().st_mode & OWNER_ONLY_MASK)
 
 
 def prepare_home(home: Path) -> Path:
     """Create ``home`` with mode 0700 if missing; raise HelperSetupError if others may enter it."""
     home = Path(home)
     home.mkdir(mode=HOME_DIR_MODE, parents=True, exist_ok=True)
-    if home.stat().st_mode & OWNER_ONLY_MASK:
+    if others_may_open(home):
         raise HelperSetupError(f"{home} must be accessible by its owner only (chmod 700 {home}).")
     return home
 
@@ -114,7 +143,7 @@ def load_or_create_private_key(path: Path) -> X25519PrivateKey:
     Raises HelperSetupError if the file is readable by others or is not a 32-byte key.
     """
     raw = load_or_create_key(path, X25519_KEY_BYTES)
-    if path.stat().st_mode & OWNER_ONLY_MASK:
+    if others_may_open(path):
         raise HelperSetupError(f"{path} must be readable by its owner only (chmod 600 {path}).")
     if len(raw) != X25519_KEY_BYTES:
         raise HelperSetupError(f"{path} is not a {X25519_KEY_BYTES}-byte key; move it away to make a new one.")
@@ -175,13 +204,22 @@ class Helper:
     Methods return the JSON answer as a dict or raise CardError (with a DESIGN.md error name).
     """
 
-    def __init__(self, backend: CardBackend, home: Path, clock: Callable[[], float] = time.time) -> None:
-        """Raises HelperSetupError for an unsafe home or key file, or a damaged used-seals file."""
+    def __init__(self, backend: CardBackend, home: Path, clock: Callable[[], float] = time.time,
+                 display: Callable[[str], None] = show_on_console) -> None:
+        """Raises HelperSetupError for an unsafe home or key file, or a damaged used-seals file.
+
+        ``display`` shows the holder what only the holder may see (a pairing code): the helper's
+        own terminal, never the log or an HTTP answer.
+        """
         home = prepare_home(home)
         self.backend = backend
         self.clock = clock
+        self.display = display
         self.private_key = load_or_create_private_key(home / KEY_FILE_NAME)
-        self.public_key = sealing.b64encode(sealing.public_key_bytes(self.private_key))
+        public_key = sealing.public_key_bytes(self.private_key)
+        self.public_key = sealing.b64encode(public_key)
+        self.fingerprint = sealing.fingerprint(public_key)
+        self.name = platform.node()[:HELPER_NAME_MAX_CHARS]
         self.used_seals = UsedSeals(home / USED_SEALS_FILE_NAME, clock())
         self._operation = threading.Lock()
 
@@ -205,7 +243,27 @@ class Helper:
         except CardError as error:
             log.warning("listing readers failed: %s", error.error)
             readers = []
-        return {"version": HELPER_VERSION, "readers": readers, "public_key": self.public_key}
+        return {"version": HELPER_VERSION, "readers": readers, "public_key": self.public_key,
+                "fingerprint": self.fingerprint, "name": self.name}
+
+    def show_pairing_code(self, sealed_code: str, origin: str) -> dict[str, object]:
+        """Open a pairing code the portal at ``origin`` sealed for this key and show it on the console.
+
+        The answer says only that it was shown: the code must come back to the portal through the
+        holder's eyes and hands, not through the page that asked. Each seal shows once.
+        Raises CardError(bad_request) when the seal is refused.
+        """
+        now = self.clock()
+        try:
+            opened = sealing.open_pairing_code(self.private_key, sealed_code, origin, now)
+            self.used_seals.claim(opened.seal_id, opened.expires_at, now)
+        except sealing.SealError as error:
+            raise CardError(apdu.BAD_REQUEST, f"The sealed pairing code was refused: {error}.") from None
+        half = len(opened.secret) // 2
+        self.display(PAIRING_NOTICE.format(origin=origin, code=f"{opened.secret[:half]} {opened.secret[half:]}",
+                                           fingerprint=self.fingerprint))
+        log.info("pairing code shown for %s", origin)
+        return {"shown": True, "fingerprint": self.fingerprint}
 
     def read_card(self) -> dict[str, object]:
         with self._one_operation():
@@ -235,7 +293,7 @@ class Helper:
         def open_puk(serial: str) -> str:
             opened = sealing.open_seal(self.private_key, sealed_puk, serial, now)
             self.used_seals.claim(opened.seal_id, opened.expires_at, now)
-            return opened.puk
+            return opened.secret
 
         with self._one_operation():
             try:

@@ -1,7 +1,10 @@
 // Kilit Çözme: talks to the holder's local card helper (127.0.0.1) and to the portal.
-// The PUK never passes through here in clear for online cards: the portal answers it sealed for
-// the helper's key and this script only carries the sealed text. PINs typed here go to the helper
-// (and, for the rules check, to the portal) and are cleared from the form after every attempt.
+// The page asks the helper what it sees, reports that to the portal, and shows the screen state
+// the portal renders for it; the portal decides every rule. The PUK never passes through here in
+// clear: the portal answers it sealed for a helper key paired to the holder, and this script only
+// carries the sealed text. A pairing code travels the same way and is shown only on the helper's
+// own console. PINs typed here go to the helper (and, for the rules check, to the portal) and are
+// gone with the form the portal renders after every attempt.
 
 function csrfToken() {
   const meta = document.querySelector('meta[name="csrf-token"]');
@@ -12,26 +15,50 @@ function show(element, visible) {
   if (element) element.hidden = !visible;
 }
 
+const FACT_NAMES = ["error", "helper_key", "helper_name", "reader", "serial", "pin_tries_left", "puk_tries_left"];
+
 class UnlockPage {
   constructor(root) {
     this.root = root;
+    this.slot = root.querySelector("[data-unlock-slot]");
     this.helperUrl = root.dataset.helperUrl.replace(/\/$/, "");
     this.messages = JSON.parse(root.dataset.messages);
-    this.card = null;
-    this.helperKey = null;
-    root.querySelectorAll("form[data-operation]").forEach((form) => {
-      form.addEventListener("submit", (event) => {
-        event.preventDefault();
-        this.run(form);
-      });
-    });
-    const retry = root.querySelector("[data-helper-retry]");
-    if (retry) retry.addEventListener("click", () => this.refresh());
+    this.facts = {};
+    this.afterStepup = null;
+    root.addEventListener("submit", (event) => this.onSubmit(event));
+    root.addEventListener("click", (event) => this.onClick(event));
     this.refresh();
   }
 
   message(name, fallback) {
     return this.messages[name] || fallback || this.messages.portal_error;
+  }
+
+  onSubmit(event) {
+    const form = event.target;
+    if (!this.slot.contains(form) || form.closest("#unlock_helpers")) return;
+    event.preventDefault();
+    if (form.dataset.operation) this.run(form);
+    else if (form.dataset.unlockForm === "stepup") this.confirmStepup(form);
+    else if (form.dataset.unlockForm === "pair") this.pair(form);
+  }
+
+  onClick(event) {
+    const button = event.target.closest("[data-unlock-action]");
+    if (!button || !this.slot.contains(button)) return;
+    const action = button.dataset.unlockAction;
+    if (action === "retry") this.refresh();
+    else if (action === "pair-start") this.busy(button, () => this.pairStart());
+    else if (action === "stepup-send") this.busy(button, () => this.sendStepup());
+  }
+
+  async busy(button, work) {
+    button.disabled = true;
+    try {
+      await work();
+    } finally {
+      button.disabled = false;
+    }
   }
 
   async helper(path, body) {
@@ -47,48 +74,62 @@ class UnlockPage {
     }
   }
 
-  async portal(url, fields) {
-    const response = await fetch(url, {
-      method: "POST", credentials: "same-origin", body: new URLSearchParams(fields),
-      headers: {"X-CSRFToken": csrfToken(), "Accept": "application/json"},
-    });
+  async portal(url, fields, method = "POST") {
+    const headers = {"X-CSRFToken": csrfToken(), "HX-Request": "true", "Accept": "application/json, text/html"};
+    const options = {method, credentials: "same-origin", cache: "no-store", headers};
+    if (method === "POST") options.body = new URLSearchParams(fields);
+    else url = `${url}?${new URLSearchParams(fields)}`;
     try {
-      return {ok: response.ok, data: await response.json()};
+      const response = await fetch(url, options);
+      const redirect = response.headers.get("HX-Redirect");
+      if (redirect) {
+        window.location.assign(redirect);
+        return {ok: false, status: response.status, data: {}, html: null};
+      }
+      const isJson = (response.headers.get("Content-Type") || "").startsWith("application/json");
+      const body = isJson ? await response.json() : await response.text();
+      return {ok: response.ok, status: response.status, data: isJson ? body : {}, html: isJson ? null : body};
     } catch (error) {
-      return {ok: false, data: {message: this.message("portal_error")}};
+      return {ok: false, status: 0, data: {message: this.message("portal_error")}, html: null};
     }
   }
 
-  async refresh() {
-    const checking = this.root.querySelector("[data-helper-checking]");
-    const missing = this.root.querySelector("[data-helper-missing]");
-    const ready = this.root.querySelector("[data-helper-ready]");
-    const problem = this.root.querySelector("[data-card-problem]");
-    show(checking, true);
+  async probe() {
     const status = await this.helper("/v1/status");
-    show(checking, false);
-    if (!status.ok) {
-      show(missing, true);
-      show(ready, false);
-      return false;
-    }
-    show(missing, false);
-    this.helperKey = status.data.public_key;
+    if (!status.ok) return {error: status.data.error === "forbidden_origin" ? "forbidden_origin" : "unreachable"};
+    const facts = {helper_key: status.data.public_key, helper_name: status.data.name || ""};
     const card = await this.helper("/v1/card");
-    if (!card.ok) {
-      this.card = null;
-      show(ready, false);
-      problem.textContent = this.message(card.data.error, card.data.message);
-      show(problem, true);
-      return false;
-    }
-    this.card = card.data;
-    show(problem, false);
-    ready.querySelectorAll("[data-card]").forEach((cell) => {
-      cell.textContent = String(this.card[cell.dataset.card]);
+    if (!card.ok) return {...facts, error: card.status === 0 ? "unreachable" : (card.data.error || "bad_request")};
+    return {...facts, reader: card.data.reader, serial: card.data.serial,
+            pin_tries_left: card.data.pin_tries_left, puk_tries_left: card.data.puk_tries_left};
+  }
+
+  swap(html) {
+    this.slot.innerHTML = html;
+    const input = this.slot.querySelector("form[data-unlock-form] input:not([type=hidden])");
+    if (input) input.focus();
+  }
+
+  async refresh(notice) {
+    this.facts = await this.probe();
+    const fields = {};
+    FACT_NAMES.forEach((name) => {
+      if (this.facts[name] !== undefined && this.facts[name] !== null) fields[name] = String(this.facts[name]);
     });
-    show(ready, true);
-    return true;
+    if (notice) fields.notice = notice;
+    const answer = await this.portal(this.root.dataset.stateUrl, fields, "GET");
+    if (answer.html !== null) this.swap(answer.html);
+    else if (answer.status === 0) this.report(this.message("portal_error"), true);
+  }
+
+  formError(text) {
+    const line = this.slot.querySelector("[data-form-error]");
+    if (!line) {
+      this.report(text, true);
+      return;
+    }
+    line.textContent = text;
+    show(line, true);
   }
 
   report(text, isError) {
@@ -100,47 +141,106 @@ class UnlockPage {
     show(result, true);
   }
 
-  async run(form) {
-    const errorLine = form.querySelector("[data-form-error]");
-    show(errorLine, false);
-    const button = form.querySelector("button[type=submit]");
-    button.disabled = true;
-    try {
-      await this.perform(form, errorLine);
-    } finally {
-      form.querySelectorAll("input").forEach((input) => { input.value = ""; });
-      button.disabled = false;
-      await this.refresh();
+  async sendStepup() {
+    const answer = await this.portal(this.root.dataset.stepupSendUrl, {});
+    if (answer.html !== null) this.swap(answer.html);
+    else this.formError(answer.data.message || this.message("portal_error"));
+  }
+
+  async confirmStepup(form) {
+    const answer = await this.portal(this.root.dataset.stepupUrl, {code: form.elements.code.value});
+    if (!answer.ok) {
+      if (answer.html !== null) this.swap(answer.html);
+      else this.formError(answer.data.message || this.message("portal_error"));
+      return;
+    }
+    const next = this.afterStepup;
+    this.afterStepup = null;
+    await this.refresh();
+    if (next) await next();
+  }
+
+  async pairStart() {
+    const answer = await this.portal(this.root.dataset.pairStartUrl, {
+      helper_key: this.facts.helper_key || "", helper_name: this.facts.helper_name || "",
+    });
+    if (answer.status === 401 && answer.data.stepup) {
+      this.afterStepup = () => this.pairStart();
+      await this.sendStepup();
+      return;
+    }
+    if (!answer.ok) {
+      this.formError(answer.data.message || this.message("portal_error"));
+      return;
+    }
+    const shown = await this.helper("/v1/pair", {sealed_code: answer.data.sealed_code});
+    if (!shown.ok) {
+      this.formError(this.message(shown.data.error, shown.data.message));
+      return;
+    }
+    await this.refresh();
+  }
+
+  async pair(form) {
+    const answer = await this.portal(this.root.dataset.pairUrl, {
+      pairing_code: form.elements.pairing_code.value, helper_key: this.facts.helper_key || "",
+    });
+    if (answer.ok) {
+      await this.refresh("paired");
+    } else if (answer.html !== null) {
+      this.swap(answer.html);
+    } else {
+      this.formError(answer.data.message || this.message("portal_error"));
     }
   }
 
-  async perform(form, errorLine) {
-    if (!(await this.refresh())) {
-      this.report(this.message(this.card ? "portal_error" : "unreachable"), true);
-      return;
+  async run(form) {
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    let refreshed = false;
+    try {
+      refreshed = await this.perform(form);
+    } finally {
+      button.disabled = false;
+      form.querySelectorAll("input").forEach((input) => { input.value = ""; });
     }
+    if (!refreshed) await this.refresh();
+  }
+
+  // Returns true when it has already shown the next screen itself.
+  async perform(form) {
     const operation = form.dataset.operation;
     const values = Object.fromEntries(new FormData(form).entries());
-    const confirmLastTry = this.root.querySelector("#confirm_last_try").checked;
-    const serial = this.card.serial;
+    const lastTry = this.slot.querySelector("#confirm_last_try");
+    const confirmLastTry = Boolean(lastTry && lastTry.checked);
+    const facts = await this.probe();
+    if (facts.error || facts.serial !== this.facts.serial || facts.helper_key !== this.facts.helper_key) {
+      this.report(this.message(facts.error || "card_removed"), true);
+      return false;
+    }
+    this.facts = facts;
+    const serial = facts.serial;
     let helperPath;
     let helperBody;
     let reported = operation;
     if (operation === "unblock") {
       // A seal is spent when the helper opens it, so the last PUK try is confirmed before asking for one.
-      if (this.card.puk_tries_left <= 1 && !confirmLastTry) {
-        errorLine.textContent = this.message("last_try");
-        show(errorLine, true);
-        return;
+      if (facts.puk_tries_left <= 1 && !confirmLastTry) {
+        this.formError(this.message("last_try"));
+        return true;
       }
       const sealed = await this.portal(this.root.dataset.sealUrl, {
         new_pin: values.new_pin, new_pin_confirm: values.new_pin_confirm, card_serial: serial,
-        helper_key: this.helperKey,
+        helper_key: facts.helper_key,
       });
+      if (sealed.status === 401 && sealed.data.stepup) {
+        await this.sendStepup();
+        return true;
+      }
       if (!sealed.ok) {
-        errorLine.textContent = sealed.data.message;
-        show(errorLine, true);
-        return;
+        if (sealed.data.pair) return false;
+        this.formError(sealed.data.message || this.message("portal_error"));
+        return true;
       }
       helperPath = "/v1/pin/unblock";
       helperBody = {sealed_puk: sealed.data.sealed_puk, new_pin: values.new_pin, confirm_last_try: confirmLastTry};
@@ -150,9 +250,8 @@ class UnlockPage {
         op: reported, new_pin: values.new_pin || "", new_pin_confirm: values.new_pin_confirm || "",
       });
       if (!permit.ok) {
-        errorLine.textContent = permit.data.message;
-        show(errorLine, true);
-        return;
+        this.formError(permit.data.message || this.message("portal_error"));
+        return true;
       }
       if (reported === "unblock") {
         helperPath = "/v1/pin/unblock";
@@ -173,6 +272,7 @@ class UnlockPage {
     if (answer.status === 428) text = this.message("last_try");
     if (!answer.ok && answer.data.tries_left !== undefined) text += ` (${this.message("tries_left")}: ${answer.data.tries_left})`;
     this.report(text, !answer.ok);
+    return false;
   }
 }
 

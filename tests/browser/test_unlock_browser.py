@@ -1,15 +1,21 @@
 """Kilit Çözme (/unlock) in a real browser (Debian's chromium through Playwright), end to end.
 
-The whole chain of an online unlock: the portal's page in chromium -> the local helper on
-127.0.0.1 (kamusm.helper.make_server, in a thread) -> pyscard -> pcscd -> vpcd -> the virtual card
-(``python -m kamusm.card.virtual``, tests/card_stack.py). The portal seals the vaulted PUK for the
-helper's key; the test proves the PUK itself shows up in no page, no response the browser got, no
-request it sent, no server log line and no helper log line, and that the new PIN really is on the
-card afterwards.
+The page asks the local helper on 127.0.0.1 what it sees (GET /v1/status, GET /v1/card), reports
+that to the portal (GET /unlock/state) and shows the state the portal renders: helper unreachable
+(with the wheel and its commands), pairing, the pairing code, step-up, card problem, foreign card,
+blocked for good, or the forms. Pairing goes the way a holder does it: "Eşleştir", then the code the
+helper printed on its own console (the ``display`` callback of make_server, read here) typed into
+the page.
 
-The other tests use the helper's sim backend (kamusm.helper.make_backend("sim", home): Selin's
-demo card 14000001): the page without a helper, a foreign card that gets no seal, and the PIN
-check and change forms.
+The whole chain of an online unlock: the portal's page in chromium -> the helper
+(kamusm.helper.make_server, in a thread) -> pyscard -> pcscd -> vpcd -> the virtual card
+(``python -m kamusm.card.virtual``, tests/card_stack.py). The portal seals the vaulted PUK for the
+paired helper's key; the test proves the PUK shows up in no page, no response the browser got, no
+request it sent, no server or helper log line and no audit entry, that the pairing code travels only
+in the one request the holder typed it into, and that the new PIN really is on the card afterwards.
+
+The other tests use the helper's sim backend (kamusm.helper.make_backend("sim", home): Selin's demo
+card 14000001).
 
 The portal's app is built before the helper can know the portal's origin (the live server picks a
 free port), so the tests point the running app at the helper with
@@ -17,8 +23,10 @@ free port), so the tests point the running app at the helper with
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -32,6 +40,8 @@ from kamusm.card import reader
 from kamusm.card.apdu import CardError
 from kamusm.demo import DEMO_HOLDERS
 from kamusm.helper import HelperServer, make_backend, make_server
+from kamusm.helper.dist import wheel_filename
+from kamusm.stepup import RECENT_CODE_SECONDS
 
 try:
     from playwright.sync_api import expect
@@ -56,14 +66,16 @@ SELIN = DEMO_HOLDERS[0]
 AYSE = DEMO_HOLDERS[2]
 NEW_PIN = "582046"
 WRONG_PIN = "246802"
+WRONG_PUK = "11111111"
 HELPER_POLL_SECONDS = 0.01
 HELPER_LOGGER = "kamusm.helper"
 BODY_TYPES = ("text/html", "application/json")
+SCREEN = {"width": 1280, "height": 900}
+# The code line of the helper's pairing notice: "      123 456".
+CONSOLE_CODE = re.compile(r"^\s+(\d{3} \d{3})\s*$", re.MULTILINE)
 
 assert (SERIAL, PIN, PUK) == (SELIN["card_serial"], SELIN["pin"], SELIN["puk"]), "the virtual card is Selin's card"
 
-
-# Helpers ---------------------------------------------------------------------
 
 class HelperLog(logging.Handler):
     """The helper's log lines (logger kamusm.helper, INFO and up) while a test runs."""
@@ -99,12 +111,45 @@ def helper_log() -> Iterator[HelperLog]:
         logger.setLevel(old_level)
 
 
+class Console:
+    """What the holder reads on the helper's terminal (the helper's ``display``)."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self._texts_lock = threading.Lock()
+
+    def __call__(self, text: str) -> None:
+        with self._texts_lock:
+            self.texts.append(text)
+
+    def text(self) -> str:
+        with self._texts_lock:
+            return "\n".join(self.texts)
+
+    def pairing_code(self) -> str:
+        """The newest pairing code shown, as shown ("123 456")."""
+        codes = CONSOLE_CODE.findall(self.text())
+        assert codes, f"the helper showed no pairing code:\n{self.text()}"
+        return codes[-1]
+
+
+@pytest.fixture
+def console() -> Console:
+    return Console()
+
+
+@pytest.fixture(autouse=True)
+def wide_screen(page) -> None:
+    """A desktop's width, where the screenshots are looked at."""
+    page.set_viewport_size(SCREEN)
+
+
 @contextmanager
-def running_helper(backend, home: Path, live_server, port: int = 0) -> Iterator[HelperServer]:
-    """The helper on 127.0.0.1:``port`` for the live portal's origin, served by a thread; the
-    portal's KAMUSM_HELPER_URL points at it until the block ends."""
+def running_helper(backend, home: Path, live_server, console: Console, port: int = 0) -> Iterator[HelperServer]:
+    """The helper on 127.0.0.1:``port`` for the live portal's origin, served by a thread, on the portal's
+    clock, printing to ``console``; the portal's KAMUSM_HELPER_URL points at it until the block ends."""
     # Exactly the Origin chromium sends for a page of the live server.
-    server = make_server(port, [live_server.url], backend, home)
+    server = make_server(port, [live_server.url], backend, home, clock=live_server.clock, display=console)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": HELPER_POLL_SECONDS},
                               name="kamusm-test-helper", daemon=True)
     thread.start()
@@ -129,11 +174,11 @@ def closed_port() -> int:
 
 
 class Traffic:
-    """Every HTML and JSON response body the page received and every request body it sent."""
+    """Every HTML and JSON response body the page received, and every request it sent (URL and body)."""
 
     def __init__(self, page) -> None:
         self.bodies: list[tuple[str, str, int, str]] = []  # (method, url, status, body)
-        self.sent: list[tuple[str, str, str]] = []  # (method, url, body)
+        self.sent: list[tuple[str, str, str]] = []  # (method, url, body or "")
         # (method, url, reason): chromium drops the body of a response whose page was navigated
         # away from before it could be read (the login steps' htmx answers that redirect).
         self.unreadable: list[tuple[str, str, str]] = []
@@ -141,8 +186,7 @@ class Traffic:
         page.on("response", self._on_response)
 
     def _on_request(self, request) -> None:
-        if request.post_data is not None:
-            self.sent.append((request.method, request.url, request.post_data))
+        self.sent.append((request.method, request.url, request.post_data or ""))
 
     def _on_response(self, response) -> None:
         content_type = response.headers.get("content-type", "")
@@ -166,22 +210,61 @@ class Traffic:
     def sent_to(self, method: str, url_ending: str) -> list[str]:
         return [body for seen_method, url, body in self.sent if seen_method == method and url.endswith(url_ending)]
 
+    def places(self) -> dict[str, str]:
+        """Every response body and every request (URL and body), each named for an assertion message."""
+        named = {f"{method} {url} ({status}) #{index}": body
+                 for index, (method, url, status, body) in enumerate(self.bodies)}
+        named.update({f"request {method} {url} #{index}": f"{url}\n{body}"
+                      for index, (method, url, body) in enumerate(self.sent)})
+        return named
+
+
+def code_pattern(shown: str) -> re.Pattern:
+    """The pairing code however it could be written: 123456, 123 456, or form-encoded 123+456 / 123%20456."""
+    first, second = shown.split(" ")
+    return re.compile(rf"(?<![0-9A-Za-z]){first}(?: |\+|%20)?{second}(?![0-9A-Za-z])")
+
 
 def open_unlock(page) -> None:
     """From the menu, the way a holder goes: the "Kilit Çözme" button."""
     page.locator("#menu_operations").get_by_role("link", name="Kilit Çözme", exact=True).click()
     page.wait_for_url(url_path("/unlock"))
-    expect(page.locator("#unlock_page h1")).to_have_text("Kilit Çözme")
+    expect(page.locator("#unlock h1")).to_have_text("Kilit Çözme")
 
 
-def card_fact(page, name: str):
-    return page.locator(f"#unlock_page [data-helper-ready] dd[data-card={name}]")
+def card_fact(page, name: str, state: str = "unlock_forms"):
+    return page.locator(f"#{state} dd[data-card={name}]")
 
 
-def expect_card_facts(page, serial: str, pin_tries_left: int) -> None:
-    expect(page.locator("#unlock_page [data-helper-ready]")).to_be_visible()
-    expect(card_fact(page, "serial")).to_have_text(serial)
-    expect(card_fact(page, "pin_tries_left")).to_have_text(str(pin_tries_left))
+def expect_card_facts(page, serial: str, pin_tries_left: int, state: str = "unlock_forms") -> None:
+    expect(page.locator(f"#{state}")).to_be_visible()
+    expect(card_fact(page, "serial", state)).to_have_text(serial)
+    expect(card_fact(page, "pin_tries_left", state)).to_have_text(str(pin_tries_left))
+
+
+def result_line(page):
+    return page.locator("#unlock [data-unlock-result]")
+
+
+def pair_in_browser(page, console: Console, screenshot=None) -> str:
+    """"Eşleştir", then the code the helper's console shows typed in as shown; returns that code."""
+    pair = page.locator("#unlock_pair")
+    expect(pair).to_be_visible()
+    fingerprint = pair.locator("[data-fingerprint]").inner_text().strip()
+    pair.get_by_role("button", name="Eşleştir", exact=True).click()
+    code_screen = page.locator("#unlock_pair_code")
+    expect(code_screen).to_be_visible()
+    # The holder compares the fingerprints the page and the helper's window show.
+    expect(code_screen.locator("[data-fingerprint]")).to_have_text(fingerprint)
+    assert fingerprint in console.text(), console.text()
+    shown = console.pairing_code()
+    if screenshot:
+        screenshot(page, "pairing-code")
+    code_screen.locator("#pairing_code").fill(shown)
+    code_screen.get_by_role("button", name="Onayla", exact=True).click()
+    expect(page.locator(f'#unlock_helpers tr[data-helper-fingerprint="{fingerprint}"]')).to_have_count(1)
+    expect(code_screen).to_have_count(0)
+    return shown
 
 
 @contextmanager
@@ -200,17 +283,27 @@ def operation_done(page) -> Iterator[None]:
         yield
 
 
+def unblock(page, new_pin: str = NEW_PIN) -> None:
+    form = page.locator("#unlock_forms form[data-operation=unblock]")
+    form.locator("#new_pin").fill(new_pin)
+    form.locator("#new_pin_confirm").fill(new_pin)
+    with operation_done(page):
+        form.get_by_role("button", name="Kilidi Çöz", exact=True).click()
+
+
 def audit_outcomes(db, event_prefix: str = "unlock.") -> list[tuple[str, str]]:
     return [(entry["event"], entry["outcome"]) for entry in store.audit_entries(db)
             if entry["event"].startswith(event_prefix)]
 
 
-# Tests -----------------------------------------------------------------------
+def sms_bodies(db) -> list[str]:
+    return [row["body"] for row in store.latest_outbox(db, "sms", 100)]
+
 
 @pytest.mark.browser
 @pytest.mark.card
 def test_unlock_through_the_helper_and_pcscd_to_the_virtual_card(
-        page, live_server, db, fresh_card, helper_log, tmp_path, screenshot):
+        page, live_server, db, fresh_card, helper_log, console, tmp_path, screenshot):
     from kamusm.card.pcsc import PcscBackend
 
     traffic = Traffic(page)
@@ -223,26 +316,31 @@ def test_unlock_through_the_helper_and_pcscd_to_the_virtual_card(
         assert reader.read_card(backend) == {"reader": VIRTUAL_READER, "serial": SERIAL,
                                              "pin_tries_left": 0, "puk_tries_left": 3}
 
-        with running_helper(backend, tmp_path / "helper-home", live_server) as server:
+        with running_helper(backend, tmp_path / "helper-home", live_server, console) as server:
             helper_url = f"http://127.0.0.1:{server.port}"
             log_in(page, live_server)
             open_unlock(page)
+            pair = page.locator("#unlock_pair")
+            expect(pair).to_be_visible()
+            expect(pair.locator("[data-fingerprint]")).to_have_text(server.helper.fingerprint)
+            expect(page.locator("#unlock form[data-operation]")).to_have_count(0)
+            screenshot(page, "pair")
+
+            shown = pair_in_browser(page, console, screenshot)
+            forms = page.locator("#unlock_forms")
+            expect(forms).to_contain_text("Kart yardımcınız eşleştirildi")
             expect_card_facts(page, SERIAL, 0)
             expect(card_fact(page, "reader")).to_have_text(VIRTUAL_READER)
             expect(card_fact(page, "puk_tries_left")).to_have_text("3")
-            expect(page.locator("#unlock_page [data-helper-missing]")).to_be_hidden()
+            expect(page.locator("#unlock_helpers [data-helper-fingerprint]")).to_have_attribute(
+                "data-helper-fingerprint", server.helper.fingerprint)
             screenshot(page, "blocked-card")
 
-            form = page.locator("form[data-operation=unblock]")
-            form.locator("#new_pin").fill(NEW_PIN)
-            form.locator("#new_pin_confirm").fill(NEW_PIN)
-            with operation_done(page):
-                form.get_by_role("button", name="Kilidi Çöz", exact=True).click()
-            result = page.locator("#unlock_page [data-unlock-result]")
-            expect(result).to_contain_text("kilidi çözüldü")
-            expect(result).to_have_attribute("role", "status")
+            unblock(page)
+            expect(result_line(page)).to_contain_text("kilidi çözüldü")
+            expect(result_line(page)).to_have_attribute("role", "status")
             expect_card_facts(page, SERIAL, 3)  # the closing refresh read the unblocked card
-            expect(form.locator("#new_pin")).to_have_value("")  # the page forgot the PINs typed
+            expect(forms.locator("#new_pin")).to_have_value("")  # the page forgot the PINs typed
             screenshot(page, "unlocked")
             unlock_html = page.content()
 
@@ -257,121 +355,133 @@ def test_unlock_through_the_helper_and_pcscd_to_the_virtual_card(
     assert len(unblock_requests) == 1 and '"sealed_puk"' in unblock_requests[0], unblock_requests
     assert traffic.body_of("POST", "/v1/pin/unblock"), "the helper's unblock answer was not captured"
     assert traffic.body_of("GET", "/v1/card") and traffic.body_of("GET", "/v1/status")
-    assert "POST /v1/pin/unblock 200" in helper_log.text(), helper_log.text()
+    assert "POST /v1/pair 200" in helper_log.text() and "POST /v1/pin/unblock 200" in helper_log.text()
 
     outcomes = audit_outcomes(db)
-    assert ("unlock.seal", "ok") in outcomes and ("unlock.unblock", "ok") in outcomes, outcomes
+    for expected in (("unlock.pair_start", "sent"), ("unlock.pair", "ok"), ("unlock.pair_notice", "sent"),
+                     ("unlock.seal", "ok"), ("unlock.unblock", "ok")):
+        assert expected in outcomes, outcomes
+    notice = store.latest_outbox(db, "sms", 1)[0]
+    assert notice["recipient"] == SELIN["phone"] and server.helper.fingerprint in notice["body"], notice
 
     page.goto(live_server("/pin-puk"))
-    notice = page.locator("#pin_puk_masked table.secrets .alert-info")
-    expect(notice).to_contain_text("artık geçerli değildir")
+    notice_line = page.locator("#pin_puk_masked table.secrets .alert-info")
+    expect(notice_line).to_contain_text("artık geçerli değildir")
     screenshot(page, "pin-puk-stale")
 
     assert not traffic.missed(helper_url), traffic.missed(helper_url)
     places = {"the unlock page": unlock_html, "the PIN/PUK page": page.content(),
               "the server log": live_server.log.text(), "the helper log": helper_log.text(),
-              "the audit": repr(list(store.audit_entries(db)))}
-    places.update({f"{method} {url} ({status})": body for method, url, status, body in traffic.bodies})
-    places.update({f"request {method} {url}": body for method, url, body in traffic.sent})
+              "the audit": repr(list(store.audit_entries(db))), "the SMS outbox": repr(sms_bodies(db)),
+              **traffic.places()}
+    code = code_pattern(shown)
+    typed_into = [where for where, text in places.items() if code.search(text)]
+    assert len(typed_into) == 1 and typed_into[0].startswith(f"request POST {live_server('/unlock/pair')} "), \
+        f"the pairing code is in {typed_into}"
     for where, text in places.items():
         assert PUK not in text, f"the PUK is in {where}"
         assert NEW_PIN not in text or where.startswith("request "), f"the new PIN is in {where}"
 
 
 @pytest.mark.browser
-def test_unlock_page_without_helper_explains_how_to_start_it(
-        page, live_server, browser_errors, tmp_path, screenshot):
+def test_unlock_page_without_helper_explains_how_to_install_and_start_it(
+        page, live_server, browser_errors, console, tmp_path, screenshot):
     # fetch() of a closed port: chromium logs the refused connection as a failed resource.
     browser_errors.expect(r"net::ERR_CONNECTION_REFUSED")
+    dist = Path(live_server.app.config["KAMUSM_HELPER_DIST_DIR"])
+    dist.mkdir(parents=True, exist_ok=True)
+    wheel_bytes = b"the helper wheel, as make helper-dist leaves it"
+    (dist / wheel_filename()).write_bytes(wheel_bytes)
+    digest = hashlib.sha256(wheel_bytes).hexdigest()
     port = closed_port()
     live_server.app.config["KAMUSM_HELPER_URL"] = f"http://127.0.0.1:{port}"
     log_in(page, live_server)
     open_unlock(page)
 
-    missing = page.locator("#unlock_page [data-helper-missing]")
+    missing = page.locator("#unlock_unreachable")
     expect(missing).to_be_visible()
-    expect(page.locator("#unlock_page [data-helper-checking]")).to_be_hidden()
-    # The script hides the card facts (whether the page's CSS lets it is test_card_facts_hidden_without_helper).
-    expect(page.locator("#unlock_page [data-helper-ready]")).to_have_attribute("hidden", "")
+    expect(page.locator("#unlock_checking")).to_have_count(0)
     expect(missing.get_by_role("alert")).to_have_text("Kart yardımcısına ulaşılamadı.")
-    expect(missing.locator("pre.command")).to_have_text(f"python3 -m kamusm.helper --origin {live_server.url}")
+    link = missing.locator("a[data-helper-wheel]")
+    expect(link).to_have_text(wheel_filename())
+    expect(link).to_have_attribute("href", f"/helper/{wheel_filename()}")
+    expect(missing.locator("[data-helper-sha256]")).to_have_text(digest)
+    download = page.request.get(live_server(link.get_attribute("href")))
+    assert download.status == 200 and hashlib.sha256(download.body()).hexdigest() == digest
+    # chromium on Linux: the Debian steps first and open.
+    first = missing.locator("details.install-steps").first
+    expect(first).to_have_attribute("data-system", "debian")
+    expect(first).to_have_attribute("open", "")
+    expect(first.locator("[data-install-command]")).to_contain_text(
+        f"{live_server.url}/helper/{wheel_filename()}#sha256={digest}")
+    expect(first.locator("[data-start-command]")).to_have_text(f"~/.local/bin/kamusm-helper --origin {live_server.url}")
+    expect(missing.locator("details.install-steps")).to_have_count(3)
+    for command in missing.locator("[data-start-command]").all():
+        expect(command).to_contain_text(f"--origin {live_server.url}")
     expect(missing).to_contain_text("Yerel ağ erişimi")
     expect(missing).to_contain_text("Chrome 142")
     expect(missing).to_contain_text("Firefox'ta ek bir izin gerekmez")
+    # Nothing to type a PIN into, and no empty card facts, while no helper answers.
+    expect(page.locator("#unlock form[data-operation]")).to_have_count(0)
+    expect(page.locator("#unlock input[type=password]")).to_have_count(0)
+    expect(page.locator("#unlock dl.card-facts")).to_have_count(0)
     screenshot(page, "no-helper")
 
     # The holder starts the helper as told, on the port the portal names, and clicks "Tekrar Dene".
     home = tmp_path / "helper-home"
-    with running_helper(make_backend("sim", home), home, live_server, port=port):
+    with running_helper(make_backend("sim", home), home, live_server, console, port=port):
         missing.get_by_role("button", name="Tekrar Dene", exact=True).click()
-        expect(missing).to_be_hidden()
-        expect_card_facts(page, SELIN["card_serial"], 3)
+        expect(page.locator("#unlock_pair")).to_be_visible()
+        expect(missing).to_have_count(0)
         screenshot(page, "helper-started")
 
 
 @pytest.mark.browser
-def test_card_facts_hidden_without_helper(page, live_server, browser_errors):
-    browser_errors.expect(r"net::ERR_CONNECTION_REFUSED")
-    live_server.app.config["KAMUSM_HELPER_URL"] = f"http://127.0.0.1:{closed_port()}"
-    log_in(page, live_server)
-    open_unlock(page)
-    # Once the "unreachable" block shows, the page's refresh has ended: nothing changes after it.
-    expect(page.locator("#unlock_page [data-helper-missing]")).to_be_visible()
-    facts = page.locator("#unlock_page [data-helper-ready]")
-    assert facts.get_attribute("hidden") == ""
-    assert facts.is_hidden(), "the empty card facts (Okuyucu, Kart Seri Numarası, ...) are shown without a helper"
-
-
-@pytest.mark.browser
-def test_foreign_card_gets_no_seal(page, live_server, db, browser_errors, helper_log, tmp_path, screenshot):
-    # The portal refuses the seal with 403, which the browser logs as a failed resource.
-    browser_errors.expect(r"status of 403 .*/unlock:")
+def test_foreign_card_gets_no_forms_and_no_seal(
+        page, live_server, db, helper_log, console, tmp_path, screenshot):
     home = tmp_path / "helper-home"
     backend = make_backend("sim", home)  # Selin's card 14000001 in the reader
     traffic = Traffic(page)
-    with running_helper(backend, home, live_server):
+    with running_helper(backend, home, live_server, console):
         log_in(page, live_server, AYSE["identity"], AYSE["security_word"])
         open_unlock(page)
-        expect_card_facts(page, SELIN["card_serial"], 3)
-
-        form = page.locator("form[data-operation=unblock]")
-        form.locator("#new_pin").fill(NEW_PIN)
-        form.locator("#new_pin_confirm").fill(NEW_PIN)
-        with operation_done(page):
-            form.get_by_role("button", name="Kilidi Çöz", exact=True).click()
-        error = form.locator("[data-form-error]")
-        expect(error).to_be_visible()
-        expect(error).to_contain_text("size ait değil")
-        expect(page.locator("#unlock_page [data-unlock-result]")).to_be_hidden()
+        pair_in_browser(page, console)
+        foreign = page.locator("#unlock_foreign_card")
+        expect(foreign).to_be_visible()
+        expect(foreign.get_by_role("alert")).to_contain_text("size ait değil")
+        expect(card_fact(page, "serial", "unlock_foreign_card")).to_have_text(SELIN["card_serial"])
+        expect(page.locator("#unlock form[data-operation]")).to_have_count(0)
         screenshot(page, "foreign-card")
 
-    assert traffic.sent_to("POST", "/v1/pin/unblock") == [], "the page went on to the helper without a seal"
-    assert "/v1/pin/unblock" not in helper_log.text(), helper_log.text()
-    assert all("sealed_puk" not in body for body in traffic.body_of("POST", "/unlock"))
+    assert traffic.sent_to("POST", "/unlock") == [], "the page asked for a seal for another holder's card"
+    assert traffic.sent_to("POST", "/v1/pin/unblock") == [], "the page went on to the helper"
+    assert "/v1/pin/" not in helper_log.text(), helper_log.text()
     outcomes = audit_outcomes(db)
-    assert ("unlock.seal", "foreign_card") in outcomes and ("unlock.seal", "ok") not in outcomes, outcomes
+    assert ("unlock.pair", "ok") in outcomes and not [event for event in outcomes if event[0] == "unlock.seal"], \
+        outcomes
     # The card is untouched: every try left, and the PIN it had.
     assert reader.read_card(backend)["pin_tries_left"] == 3 and reader.read_card(backend)["puk_tries_left"] == 3
     assert reader.verify_pin(backend, SELIN["pin"]) == {"pin_tries_left": 3}
     for where, text in {"the page": page.content(), "the server log": live_server.log.text(),
-                        **{url: body for _, url, _, body in traffic.bodies}}.items():
+                        **traffic.places()}.items():
         assert SELIN["puk"] not in text and AYSE["puk"] not in text, f"a PUK is in {where}"
 
 
 @pytest.mark.browser
 def test_pin_test_and_change_through_the_sim_helper(
-        page, live_server, db, browser_errors, helper_log, tmp_path, screenshot):
+        page, live_server, db, browser_errors, helper_log, console, tmp_path, screenshot):
     # The helper answers a wrong PIN with 409, which the browser logs as a failed resource.
     browser_errors.expect(r"status of 409 .*/v1/pin/verify:")
     home = tmp_path / "helper-home"
     backend = make_backend("sim", home)
-    with running_helper(backend, home, live_server):
+    with running_helper(backend, home, live_server, console):
         log_in(page, live_server)
         open_unlock(page)
+        pair_in_browser(page, console)
         expect_card_facts(page, SELIN["card_serial"], 3)
-        result = page.locator("#unlock_page [data-unlock-result]")
+        result = result_line(page)
 
-        verify_form = page.locator("form[data-operation=verify]")
+        verify_form = page.locator("#unlock_forms form[data-operation=verify]")
         verify_form.locator("#test_pin").fill(SELIN["pin"])
         with operation_done(page):
             verify_form.get_by_role("button", name="Dene", exact=True).click()
@@ -379,7 +489,7 @@ def test_pin_test_and_change_through_the_sim_helper(
         expect(result).to_have_class("alert alert-info")
         screenshot(page, "pin-right")
 
-        change_form = page.locator("form[data-operation=change]")
+        change_form = page.locator("#unlock_forms form[data-operation=change]")
         change_form.locator("#old_pin").fill(SELIN["pin"])
         change_form.locator("#change_new_pin").fill(NEW_PIN)
         change_form.locator("#change_new_pin_confirm").fill(NEW_PIN)
@@ -406,3 +516,114 @@ def test_pin_test_and_change_through_the_sim_helper(
     for line in helper_log.lines:
         assert SELIN["pin"] not in line and NEW_PIN not in line, line
     assert NEW_PIN not in live_server.log.text() and SELIN["pin"] not in live_server.log.text()
+
+
+@pytest.mark.browser
+def test_a_stale_session_confirms_an_sms_code_before_the_unblock(
+        page, live_server, db, console, tmp_path, screenshot):
+    home = tmp_path / "helper-home"
+    backend = make_backend("sim", home)
+    traffic = Traffic(page)
+    with running_helper(backend, home, live_server, console):
+        log_in(page, live_server)
+        open_unlock(page)
+        pair_in_browser(page, console)  # right after login: the session is fresh
+        expect(page.locator("#unlock_forms form[data-operation=unblock]")).to_be_visible()
+
+        live_server.clock.advance(RECENT_CODE_SECONDS + 1)
+        page.reload()
+        forms = page.locator("#unlock_forms")
+        expect(forms).to_be_visible()
+        needs_code = forms.locator("[data-unblock-needs-code]")
+        expect(needs_code).to_be_visible()
+        expect(forms.locator("form[data-operation=unblock]")).to_have_count(0)
+        expect(forms.locator("form[data-operation=change]")).to_be_visible()  # a PIN change needs no code
+        screenshot(page, "code-needed")
+
+        needs_code.get_by_role("button", name="SMS Onay Kodu Gönder", exact=True).click()
+        stepup = page.locator("#unlock_stepup")
+        expect(stepup).to_be_visible()
+        screenshot(page, "code-asked")
+        stepup.locator("#code").fill(live_server.latest_sms_code())
+        stepup.get_by_role("button", name="Gönder", exact=True).click()
+        expect(stepup).to_have_count(0)
+        expect(forms.locator("form[data-operation=unblock]")).to_be_visible()
+
+        unblock(page)
+        expect(result_line(page)).to_contain_text("kilidi çözüldü")
+        screenshot(page, "unlocked")
+
+    assert reader.verify_pin(backend, NEW_PIN) == {"pin_tries_left": 3}
+    assert len(traffic.sent_to("POST", "/unlock/stepup/send")) == 1
+    outcomes = audit_outcomes(db, "")
+    for expected in (("stepup.sms", "sent"), ("stepup.code", "ok"), ("unlock.seal", "ok"), ("unlock.unblock", "ok")):
+        assert expected in outcomes, outcomes
+    assert ("unlock.seal", "stepup") not in outcomes, "the page asked for a seal before the code"
+
+
+@pytest.mark.browser
+def test_a_wrong_pairing_code_and_removing_a_paired_helper(
+        page, live_server, db, browser_errors, console, tmp_path, screenshot):
+    # The portal answers the wrong code with 422, which the browser logs as a failed resource.
+    browser_errors.expect(r"status of 422 .*/unlock/pair:")
+    home = tmp_path / "helper-home"
+    with running_helper(make_backend("sim", home), home, live_server, console) as server:
+        log_in(page, live_server)
+        open_unlock(page)
+        page.locator("#unlock_pair").get_by_role("button", name="Eşleştir", exact=True).click()
+        code_screen = page.locator("#unlock_pair_code")
+        expect(code_screen).to_be_visible()
+        digits = console.pairing_code().replace(" ", "")
+        code_screen.locator("#pairing_code").fill(f"{(int(digits) + 1) % 1_000_000:06d}")
+        code_screen.get_by_role("button", name="Onayla", exact=True).click()
+
+        field = page.locator("#unlock_pair_code #pairing_code")
+        expect(field).to_have_attribute("aria-invalid", "true")
+        expect(field).to_have_attribute("aria-describedby", "pairing_code-error")
+        expect(page.locator("#pairing_code-error")).to_have_text("Eşleştirme kodu hatalı.")
+        expect(page.locator("#unlock_pair_code")).to_contain_text("kalan deneme: 2")
+        expect(field).to_be_focused()
+        screenshot(page, "wrong-code")
+
+        # The same code, typed right this time, still pairs.
+        field.fill(console.pairing_code())
+        page.locator("#unlock_pair_code").get_by_role("button", name="Onayla", exact=True).click()
+        expect(page.locator("#unlock_forms")).to_be_visible()
+        row = page.locator(f"#unlock_helpers tr[data-helper-fingerprint='{server.helper.fingerprint}']")
+        expect(row).to_be_visible()
+        screenshot(page, "paired")
+
+        row.get_by_role("button", name="Kaldır", exact=True).click()
+        page.wait_for_url(url_path("/unlock"))
+        expect(page.locator("#unlock_pair")).to_be_visible()
+        expect(page.locator("#unlock_helpers")).to_contain_text("Henüz eşleştirilmiş bir kart yardımcınız yok.")
+        screenshot(page, "removed")
+
+    outcomes = audit_outcomes(db)
+    for expected in (("unlock.pair", "wrong_code"), ("unlock.pair", "ok"), ("unlock.helper_removed", "ok")):
+        assert expected in outcomes, outcomes
+    assert store.holder_helper_keys(db, store.find_holder(db, SELIN["identity"])["id"]) == []
+
+
+@pytest.mark.browser
+def test_a_card_whose_puk_is_blocked_for_good(page, live_server, db, console, tmp_path, screenshot):
+    home = tmp_path / "helper-home"
+    backend = make_backend("sim", home)
+    for tries_left in (2, 1, 0):
+        with pytest.raises(CardError) as wrong:
+            reader.unblock_pin(backend, WRONG_PUK, NEW_PIN, confirm_last_try=True)
+        assert (wrong.value.error, wrong.value.tries_left) == ("wrong_puk", tries_left)
+    assert reader.read_card(backend)["puk_tries_left"] == 0
+    traffic = Traffic(page)
+    with running_helper(backend, home, live_server, console):
+        log_in(page, live_server)
+        open_unlock(page)
+        pair_in_browser(page, console)
+        blocked = page.locator("#unlock_blocked")
+        expect(blocked).to_be_visible()
+        expect(blocked.get_by_role("alert")).to_contain_text("kalıcı olarak bloke")
+        expect(card_fact(page, "puk_tries_left", "unlock_blocked")).to_have_text("0")
+        expect(page.locator("#unlock form[data-operation]")).to_have_count(0)
+        screenshot(page, "blocked-for-good")
+
+    assert traffic.sent_to("POST", "/unlock") == [] and traffic.sent_to("POST", "/unlock/op") == []
