@@ -414,10 +414,12 @@ def test_unlock_page_without_helper_explains_how_to_install_and_start_it(
     expect(first).to_have_attribute("open", "")
     expect(first.locator("[data-install-command]")).to_contain_text(
         f"{live_server.url}/helper/{wheel_filename()}#sha256={digest}")
-    expect(first.locator("[data-start-command]")).to_have_text(f"~/.local/bin/kamusm-helper --origin {live_server.url}")
+    # The helper is not on its default port here, so the start command names the one the page calls.
+    expect(first.locator("[data-start-command]")).to_have_text(
+        f"~/.local/bin/kamusm-helper --port {port} --origin {live_server.url}")
     expect(missing.locator("details.install-steps")).to_have_count(3)
     for command in missing.locator("[data-start-command]").all():
-        expect(command).to_contain_text(f"--origin {live_server.url}")
+        expect(command).to_contain_text(f"--port {port} --origin {live_server.url}")
     expect(missing).to_contain_text("Yerel ağ erişimi")
     expect(missing).to_contain_text("Chrome 142")
     expect(missing).to_contain_text("Firefox'ta ek bir izin gerekmez")
