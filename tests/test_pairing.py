@@ -50,6 +50,28 @@ def facts(serial=SELIN["card_serial"], key=HELPER_PUBLIC, **more):
             "pin_tries_left": "3", "puk_tries_left": "3", **more}
 
 
+def burst(app, client, count: int, path: str, data: dict) -> list[int]:
+    """The same POST from `count` threads of the client's session at once; their statuses."""
+    token = csrf_token(client, "/menu")
+    cookie = client.get_cookie(COOKIE_NAME)
+    statuses = []
+    start_together = threading.Barrier(count)
+
+    def send():
+        start_together.wait()
+        sender = app.test_client()
+        sender.set_cookie(COOKIE_NAME, cookie.value, domain=cookie.domain)
+        answer = sender.post(path, data=data, headers={"X-CSRFToken": token, "Accept": "application/json"})
+        statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
 def test_a_key_the_session_names_gets_no_seal(client, auth, db):
     """The probe's attack, with a fresh code even: the key is not pinned, so no seal and no PUK."""
     auth.login()
@@ -181,25 +203,8 @@ def test_parallel_guesses_never_exceed_the_tries(app, auth, client, db):
     auth.login()
     started = start_pairing(client)
     code = shown_code(started, app)
-    token = csrf_token(client, "/menu")
-    cookie = client.get_cookie(COOKIE_NAME)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
-    statuses = []
-    start_together = threading.Barrier(30)
-
-    def guess():
-        start_together.wait()
-        guesser = app.test_client()
-        guesser.set_cookie(COOKIE_NAME, cookie.value, domain=cookie.domain)
-        answer = guesser.post("/unlock/pair", data={"pairing_code": wrong, "helper_key": HELPER_PUBLIC},
-                              headers={"X-CSRFToken": token})
-        statuses.append(answer.status_code)
-
-    threads = [threading.Thread(target=guess) for _ in range(30)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = burst(app, client, 30, "/unlock/pair", {"pairing_code": wrong, "helper_key": HELPER_PUBLIC})
     assert statuses == [422] * 30
     assert events(db).count(("unlock.pair", "wrong_code")) <= pairing.PAIRING_MAX_TRIES - 1
     assert post(client, "/unlock/pair", pairing_code=code, helper_key=HELPER_PUBLIC).status_code == 422
@@ -343,25 +348,8 @@ def test_parallel_seals_spend_the_daily_cap_once_each(app, auth, client, db):
     """The probe's burst, against the seal cap: 12 at once get exactly SEALS_PER_DAY seals."""
     auth.login()
     pair_helper(client, app)
-    token = csrf_token(client, "/menu")
-    cookie = client.get_cookie(COOKIE_NAME)
-    statuses = []
-    start_together = threading.Barrier(12)
-
-    def seal():
-        start_together.wait()
-        sealer = app.test_client()
-        sealer.set_cookie(COOKIE_NAME, cookie.value, domain=cookie.domain)
-        answer = sealer.post("/unlock", data={"new_pin": "582046", "new_pin_confirm": "582046",
-                                              "card_serial": SELIN["card_serial"], "helper_key": HELPER_PUBLIC},
-                             headers={"X-CSRFToken": token, "Accept": "application/json"})
-        statuses.append(answer.status_code)
-
-    threads = [threading.Thread(target=seal) for _ in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = burst(app, client, 12, "/unlock", {"new_pin": "582046", "new_pin_confirm": "582046",
+                                                  "card_serial": SELIN["card_serial"], "helper_key": HELPER_PUBLIC})
     assert sorted(statuses) == [200] * SEALS_PER_DAY + [429] * (12 - SEALS_PER_DAY)
     assert events(db).count(("unlock.seal", "ok")) == SEALS_PER_DAY
 
