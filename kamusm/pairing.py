@@ -112,10 +112,11 @@ def finish(db, secret_key: bytes, holder_id: int, attempt: str, public_key_b64: 
     """
     row = pending(db, holder_id, attempt, public_key_b64, now)
     gone = _l("Eşleştirme kodunun süresi doldu ya da deneme hakkı bitti. Lütfen eşleştirmeyi yeniden başlatınız.")
-    if row is None or not store.reserve_pairing_try(db, row["id"], now, PAIRING_MAX_TRIES):
+    tries = store.reserve_pairing_try(db, row["id"], now, PAIRING_MAX_TRIES) if row is not None else None
+    if tries is None:
         raise PairingGone(gone)
     if not hmac.compare_digest(row["code_mac"], _code_mac(secret_key, attempt, public_key_b64, code)):
-        tries_left = PAIRING_MAX_TRIES - row["tries"] - 1
+        tries_left = PAIRING_MAX_TRIES - tries
         if tries_left <= 0:
             raise PairingGone(gone)
         raise PairingFailed(_l("Eşleştirme kodu hatalı."), tries_left)

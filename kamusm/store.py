@@ -832,13 +832,16 @@ def find_pairing(db: sqlite_utils.Database, holder_id: int, attempt: str) -> dic
                        ORDER BY id DESC LIMIT 1""", [holder_id, attempt])
 
 
-def reserve_pairing_try(db: sqlite_utils.Database, pairing_id: int, now: float, max_tries: int) -> bool:
-    """Spend one try before the code is compared, so parallel guesses never exceed max_tries."""
+def reserve_pairing_try(db: sqlite_utils.Database, pairing_id: int, now: float, max_tries: int) -> int | None:
+    """Spend one try before the code is compared, so parallel guesses never exceed max_tries.
+
+    Returns the tries spent with this one, None when none was left (or the pairing is over).
+    """
     with write(db):
-        cursor = db.execute("""UPDATE helper_pairings SET tries = tries + 1
-                               WHERE id = ? AND used_at IS NULL AND expires_at >= ? AND tries < ?""",
-                            [pairing_id, now, max_tries])
-        return cursor.rowcount == 1
+        row = _one(db, """UPDATE helper_pairings SET tries = tries + 1
+                          WHERE id = ? AND used_at IS NULL AND expires_at >= ? AND tries < ?
+                          RETURNING tries""", [pairing_id, now, max_tries])
+    return row["tries"] if row else None
 
 
 def claim_pairing(db: sqlite_utils.Database, pairing_id: int, now: float) -> bool:
