@@ -44,7 +44,7 @@ from argon2 import PasswordHasher, Type
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kamusm import audit, serve, store, vault  # noqa: E402
+from kamusm import audit, serve, storage, vault  # noqa: E402
 from kamusm.factory import create_app  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -85,15 +85,15 @@ def add_holders(db, word_hash: str, count: int, numbers, now: float, keyring=Non
     """Create `count` holders from the identity iterator `numbers` in one transaction, all with
     one precomputed word hash; with a keyring, each gets a card and vaulted PIN/PUK too."""
     made = []
-    with store.write(db, durable=True):
+    with storage.write(db, durable=True):
         for _ in range(count):
             identity = next(numbers)
             holder = {"identity": identity, "name": "Yük Testi", "phone": f"+90{identity[1:11]}",
                       "email": f"load{identity}@demo.edu.tr", "word_hash": word_hash}
-            holder_id = store.upsert_holder(db, holder, now)
+            holder_id = storage.holders.upsert_holder(db, holder, now)
             if keyring is not None:
                 serial = f"L{identity}"
-                store.upsert_card(db, holder_id, serial, "2014-01-01")
+                storage.cards.upsert_card(db, holder_id, serial, "2014-01-01")
                 vault.store_secrets(db, keyring, holder_id, serial, {"pin": "123456", "puk": "12345678"})
             made.append(holder)
     return made
@@ -177,7 +177,7 @@ def token_of(page: str, step: str) -> str:
 
 
 def read_code(db, phone: str, after_id: int) -> str:
-    for message in store.latest_outbox(db, "sms", 200):
+    for message in storage.outbox.latest_outbox(db, "sms", 200):
         if message["recipient"] == phone and message["id"] > after_id:
             return CODE.search(message["body"]).group(1)
     raise FlowError("no SMS in the outbox")
@@ -193,7 +193,7 @@ def log_in(client: Client, holder: dict, db) -> None:
     expect("POST /login", status, 303)
     status, _, page = client.request("GET", "/login/sms")
     expect("GET /login/sms", status, 200)
-    last = store.latest_outbox(db, "sms", 1)
+    last = storage.outbox.latest_outbox(db, "sms", 1)
     status, _, _ = client.request("POST", "/login/sms", {"csrf_token": token_of(page, "GET /login/sms")})
     expect("POST /login/sms", status, 303)
     code = read_code(db, holder["phone"], last[0]["id"] if last else 0)
@@ -266,7 +266,7 @@ class Phase:
                 return False
 
         def worker(client: Client, holder: dict) -> None:
-            db = store.connect(self.database) if self.database else None
+            db = storage.connect(self.database) if self.database else None
             ok = prepared(client, holder, db)
             client.timings = self.timings
             client.lock = self.lock
@@ -467,7 +467,7 @@ def main() -> None:
         with app.app_context():
             keyring = vault.app_keyring()
         database = config["DATABASE"]
-        db = store.connect(database)
+        db = storage.connect(database)
         holders = add_holders(db, word_hash, args.clients, identities(700_000_000), time.time(), keyring=keyring)
         (folder_path / "bare_app.py").write_text(BARE_APP)
 
@@ -581,16 +581,16 @@ def argon2_rate(checker: PasswordHasher, word_hash: str, threads: int, count: in
 def audit_timing(instance: Path, entries: int) -> tuple[float, float]:
     """Make an instance whose audit log has `entries` chained rows; time verify in-process and by the CLI."""
     app = create_app({"KAMUSM_INSTANCE": str(instance), **NO_OUTBOX})
-    db = store.connect(app.config["DATABASE"])
-    prev = store.last_audit_hash(db) or audit.GENESIS_HASH
+    db = storage.connect(app.config["DATABASE"])
+    prev = storage.audit_log.last_audit_hash(db) or audit.GENESIS_HASH
     now = time.time()
-    with store.write(db):
+    with storage.write(db):
         for index in range(entries):
             at = now + index / 1000
             detail = '{"n":%d}' % index
             entry_hash = audit.entry_hash(prev, at, "bench.event", "ok", None, HOST, detail)
-            store.append_audit(db, {"at": at, "event": "bench.event", "outcome": "ok", "holder_id": None, "ip": HOST,
-                                    "detail": detail, "prev_hash": prev, "hash": entry_hash})
+            storage.audit_log.append_audit(db, {"at": at, "event": "bench.event", "outcome": "ok", "holder_id": None,
+                                                 "ip": HOST, "detail": detail, "prev_hash": prev, "hash": entry_hash})
             prev = entry_hash
     started = time.perf_counter()
     checked, broken = audit.verify(db)

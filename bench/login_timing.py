@@ -45,8 +45,9 @@ def main() -> None:
         for round_number in range(rounds):
             if round_number % 8 == 0:
                 with app.app_context():
-                    from kamusm import store
-                    store.clear_login_failures(get_db(), store.find_holder(get_db(), "10000000146")["id"])
+                    from kamusm import storage
+                    known_holder = storage.holders.find_holder(get_db(), "10000000146")
+                    storage.holders.clear_login_failures(get_db(), known_holder["id"])
             known.append(timed_post(client, "10000000146"))
             unknown.append(timed_post(client, "10000000450"))
     known_median, unknown_median = statistics.median(known), statistics.median(unknown)

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from kamusm import store
+from kamusm import storage
 
 GENESIS_HASH = "0" * 64
 SECRET_FIELDS = frozenset({"security_word", "word", "code", "otp", "pin", "puk", "new_pin",
@@ -36,9 +36,9 @@ def record(db, now: float, event: str, outcome: str, holder_id: int | None = Non
            **detail: Any) -> None:
     """Append one event. Runs in the caller's transaction, or its own."""
     detail_text = json.dumps(censor(detail), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    with store.write(db):
-        prev_hash = store.last_audit_hash(db) or GENESIS_HASH
-        store.append_audit(db, {
+    with storage.write(db):
+        prev_hash = storage.audit_log.last_audit_hash(db) or GENESIS_HASH
+        storage.audit_log.append_audit(db, {
             "at": now, "event": event, "outcome": outcome, "holder_id": holder_id, "ip": ip,
             "detail": detail_text, "prev_hash": prev_hash,
             "hash": entry_hash(prev_hash, now, event, outcome, holder_id, ip, detail_text),
@@ -49,7 +49,7 @@ def verify(db) -> tuple[int, int | None]:
     """Walk the chain; return (entries checked, id of the first broken entry or None)."""
     prev_hash = GENESIS_HASH
     checked = 0
-    for row in store.audit_entries(db):
+    for row in storage.audit_log.audit_entries(db):
         expected = entry_hash(prev_hash, row["at"], row["event"], row["outcome"], row["holder_id"],
                               row["ip"], row["detail"])
         if row["prev_hash"] != prev_hash or row["hash"] != expected:

@@ -27,7 +27,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import PasswordField, StringField
 
-from kamusm import audit, captcha, otp, sms, store, web
+from kamusm import audit, captcha, otp, sms, storage, web
 from kamusm.db import get_db
 from kamusm.errors import CodeExpired, CodeRejected, LoginFailed, SmsFailed, TooSoon, ValidationError
 from kamusm.extensions import limiter
@@ -68,20 +68,20 @@ def reserve_attempt(db, holder_id: int, now: float, threshold: int) -> Reservati
     in the same transaction, so the attempts behind it are refused without a hash. Its own hash
     still runs: a right word clears the count and the lock like any success.
     """
-    with store.write(db):
-        failures = store.count_login_attempt(db, holder_id, now)
+    with storage.write(db):
+        failures = storage.holders.count_login_attempt(db, holder_id, now)
         if failures is None:
             return None
         wait = lock_seconds(failures, threshold)
         if wait:
-            store.lock_holder(db, holder_id, now + wait)
+            storage.holders.lock_holder(db, holder_id, now + wait)
     return Reservation(failures, wait, now + wait if wait else 0.0)
 
 
 def check_security_word(db, hasher: WordHasher, identity: str, word: str, now: float, threshold: int,
                         ip: str = "") -> dict:
     """Return the holder whose word this is, or raise LoginFailed (one message for every cause)."""
-    holder = store.find_holder(db, identity)
+    holder = storage.holders.find_holder(db, identity)
     if holder is None:
         hasher.check(None, word)
         audit.record(db, now, "login.word", "unknown_identity", None, ip)
@@ -93,18 +93,18 @@ def check_security_word(db, hasher: WordHasher, identity: str, word: str, now: f
         raise LoginFailed(LOGIN_FAILED_MESSAGE)
     result = hasher.check(holder["word_hash"], word)
     if not result.ok:
-        with store.write(db):
+        with storage.write(db):
             audit.record(db, now, "login.word", "wrong_word", holder["id"], ip, failures=reservation.failures)
             # Unless a right word that was counted before this one cleared the lock in the meantime.
             if reservation.lock_seconds and \
-                    store.get_holder(db, holder["id"])["locked_until"] == reservation.locked_until:
+                    storage.holders.get_holder(db, holder["id"])["locked_until"] == reservation.locked_until:
                 audit.record(db, now, "login.lockout", "locked", holder["id"], ip,
                              seconds=reservation.lock_seconds, failures=reservation.failures)
         raise LoginFailed(LOGIN_FAILED_MESSAGE)
-    with store.write(db):
-        store.clear_login_failures(db, holder["id"])
+    with storage.write(db):
+        storage.holders.clear_login_failures(db, holder["id"])
         if result.new_hash:
-            store.set_word_hash(db, holder["id"], result.new_hash)
+            storage.holders.set_word_hash(db, holder["id"], result.new_hash)
             audit.record(db, now, "login.rehash", "ok", holder["id"], ip)
         audit.record(db, now, "login.word", "ok", holder["id"], ip)
     return holder
@@ -187,7 +187,7 @@ def require_stage(*stages: str) -> Callable:
 
 
 def current_holder() -> dict:
-    return store.get_holder(get_db(), login_state(session).holder_id)
+    return storage.holders.get_holder(get_db(), login_state(session).holder_id)
 
 
 def masked_name() -> str:
@@ -272,7 +272,7 @@ def _captcha_response(alphabet: str, render: Callable[[str], bytes], mimetype: s
     fixed = current_app.config["CAPTCHA_FIXED_ANSWER"] if current_app.testing else None
     old = session.get("captcha_id")
     if old:
-        store.delete_captcha(db, old)
+        storage.captchas.delete_captcha(db, old)
     captcha_id, answer = captcha.new_challenge(db, current_app.secret_key, _now(), alphabet, fixed)
     session["captcha_id"] = captcha_id
     return current_app.response_class(render(answer), mimetype=mimetype)
@@ -354,7 +354,7 @@ def login_code_post():
     session["login"] = {"stage": STAGE_DONE, "holder_id": holder_id, "attempt": None}
     session["holder_id"] = holder_id
     session["code_confirmed_at"] = now
-    session["masked_name"] = mask_name(store.get_holder(db, holder_id)["name"])
+    session["masked_name"] = mask_name(storage.holders.get_holder(db, holder_id)["name"])
     return web.redirect_to("menu.menu")
 
 

@@ -16,7 +16,7 @@ import secrets
 from captcha.audio import AudioCaptcha
 from captcha.image import ImageCaptcha
 
-from kamusm import store
+from kamusm import storage
 
 CAPTCHA_TTL_SECONDS = 300
 CAPTCHA_LENGTH = 5
@@ -43,7 +43,7 @@ def new_challenge(db, key: bytes, now: float, alphabet: str = IMAGE_ALPHABET,
     if answer is None:
         answer = "".join(secrets.choice(alphabet) for _ in range(CAPTCHA_LENGTH))
     captcha_id = secrets.token_urlsafe(16)
-    store.save_captcha(db, captcha_id, _answer_mac(key, captcha_id, answer), now + CAPTCHA_TTL_SECONDS, now)
+    storage.captchas.save_captcha(db, captcha_id, _answer_mac(key, captcha_id, answer), now + CAPTCHA_TTL_SECONDS, now)
     return captcha_id, answer
 
 
@@ -51,9 +51,9 @@ def check_answer(db, key: bytes, captcha_id: str | None, answer: str, now: float
     """True when answer matches the challenge; the challenge is spent either way."""
     if not captcha_id or not answer or len(answer) > ANSWER_MAX_LENGTH:
         if captcha_id:
-            store.delete_captcha(db, captcha_id)
+            storage.captchas.delete_captcha(db, captcha_id)
         return False
-    stored = store.take_captcha(db, captcha_id, now)
+    stored = storage.captchas.take_captcha(db, captcha_id, now)
     if stored is None:
         return False
     return hmac.compare_digest(stored, _answer_mac(key, captcha_id, answer))

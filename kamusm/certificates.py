@@ -34,7 +34,7 @@ from flask.cli import AppGroup
 from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
 
-from kamusm import audit, auth, ca, pinpuk, stepup, store, web
+from kamusm import audit, auth, ca, pinpuk, stepup, storage, web
 from kamusm.db import get_db
 from kamusm.errors import CodeRejected, KamusmError, ValidationError
 from kamusm.extensions import csrf
@@ -124,7 +124,7 @@ def read_change(db, holder_id: int, form: Mapping[str, str]) -> Change:
     if action not in TRANSITIONS:
         raise ValidationError(UNKNOWN_ACTION, "action")
     raw_id = form.get("certificate", "")
-    certificate = (store.get_holder_certificate(db, holder_id, int(raw_id))
+    certificate = (storage.certificates.get_holder_certificate(db, holder_id, int(raw_id))
                    if _CERTIFICATE_ID.fullmatch(raw_id) else None)
     if certificate is None:
         raise CertificateNotFound(NOT_FOUND)
@@ -147,10 +147,10 @@ def apply_change(db, authority: ca.Authority | None, change: Change, holder_id: 
     Raises TransitionRefused when a concurrent change got there first. Durable: the holder is told
     a revocation is final.
     """
-    with store.write(db, durable=True):
-        row = store.get_holder_certificate(db, holder_id, change.certificate["id"])
+    with storage.write(db, durable=True):
+        row = storage.certificates.get_holder_certificate(db, holder_id, change.certificate["id"])
         status = next_status(row["status"], change.action)
-        store.set_certificate_status(db, row["id"], change.action, status, change.reason, now)
+        storage.certificates.set_certificate_status(db, row["id"], change.action, status, change.reason, now)
         audit.record(db, now, f"certificate.{change.action}", "ok", holder_id, ip, certificate_id=row["id"],
                      serial=row["serial_hex"], reason=change.reason)
         if authority is not None and row["serial_hex"]:
@@ -171,20 +171,20 @@ def add_missing_certificates(db, authority: ca.Authority | None, public_url: str
     count_revoked=False also renews cards whose every certificate is revoked
     (the demo reset); the revoked ones stay revoked and on the CRL.
     """
-    if not store.cards_without_certificate(db, holder_id, count_revoked):
+    if not storage.certificates.cards_without_certificate(db, holder_id, count_revoked):
         return 0
     made = 0
-    with store.write(db):  # asked again under the write lock, so two requests do not both issue
-        for card in store.cards_without_certificate(db, holder_id, count_revoked):
+    with storage.write(db):  # asked again under the write lock, so two requests do not both issue
+        for card in storage.certificates.cards_without_certificate(db, holder_id, count_revoked):
             if authority is None:
-                certificate_id = store.insert_certificate(db, card["holder_id"], card["serial"], None, None,
-                                                          _timestamp(card["cert_issued"]), None, now)
+                certificate_id = storage.certificates.insert_certificate(
+                    db, card["holder_id"], card["serial"], None, None, _timestamp(card["cert_issued"]), None, now)
                 serial = None
             else:
                 cert = ca.issue_certificate(authority, card["name"], card["serial"], card["cert_issued"],
                                             public_url, now)
                 serial = ca.serial_hex(cert.serial_number)
-                certificate_id = store.insert_certificate(
+                certificate_id = storage.certificates.insert_certificate(
                     db, card["holder_id"], card["serial"], serial, cert.public_bytes(Encoding.DER),
                     cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp(), now)
             audit.record(db, now, "certificate.issue", "ok", card["holder_id"], certificate_id=certificate_id,
@@ -195,19 +195,19 @@ def add_missing_certificates(db, authority: ca.Authority | None, public_url: str
 
 def publish_crl(db, authority: ca.Authority, now: float) -> bytes:
     """Sign a new CRL with the next number from the current statuses; store and return it."""
-    with store.write(db):
-        state = store.get_crl_state(db)
+    with storage.write(db):
+        state = storage.certificates.get_crl_state(db)
         number = (state["number"] if state else 0) + 1
         entries = [ca.RevokedEntry(int(row["serial_hex"], 16), row["status_changed_at"], row["reason"])
-                   for row in store.certificates_on_crl(db)]
+                   for row in storage.certificates.certificates_on_crl(db)]
         der = ca.build_crl(authority, entries, number, now)
-        store.save_crl_state(db, number, now, der)
+        storage.certificates.save_crl_state(db, number, now, der)
     return der
 
 
 def current_crl(db, authority: ca.Authority, now: float) -> bytes:
     """The stored CRL, re-signed once half of its validity has passed, so nextUpdate stays ahead."""
-    state = store.get_crl_state(db)
+    state = storage.certificates.get_crl_state(db)
     if state is None or not 0 <= now - state["this_update"] < CRL_REFRESH_SECONDS:
         return publish_crl(db, authority, now)
     return state["der"]
@@ -215,7 +215,7 @@ def current_crl(db, authority: ca.Authority, now: float) -> bytes:
 
 def ocsp_status(db, serial: int) -> ca.CertStatus | None:
     """What OCSP says about one serial: None for a serial this portal never issued."""
-    row = store.find_certificate_by_serial(db, ca.serial_hex(serial))
+    row = storage.certificates.find_certificate_by_serial(db, ca.serial_hex(serial))
     if row is None:
         return None
     if row["status"] == "valid":
@@ -227,7 +227,7 @@ def ensure_demo_ca(db, instance_path: Path, now: float) -> ca.Authority:
     """Make the demo CA in the instance folder if absent (for `kamusm init` in demo mode) and
     publish a first CRL; return the CA."""
     authority, created = ca.create_ca(instance_path, now)
-    if created or store.get_crl_state(db) is None:
+    if created or storage.certificates.get_crl_state(db) is None:
         publish_crl(db, authority, now)
     if created:
         audit.record(db, now, "admin.demo_ca", "created")
@@ -258,7 +258,7 @@ def export_lines(db, since: float) -> Iterator[str]:
     A line names the card and (when this portal issued it) the certificate serial,
     never the holder's identity number.
     """
-    for change in store.certificate_changes_since(db, since):
+    for change in storage.certificates.certificate_changes_since(db, since):
         yield json.dumps({
             "id": change["id"],
             "at": datetime.fromtimestamp(change["at"], timezone.utc).isoformat(timespec="seconds"),
@@ -306,7 +306,7 @@ def _screen(state: str, status: int = 200, message: str | None = None, change: C
     db, holder_id = get_db(), session["holder_id"]
     authority = _authority()
     add_missing_certificates(db, authority, _public_url(), _now(), holder_id)
-    rows = [_display(row) for row in store.holder_certificates(db, holder_id)]
+    rows = [_display(row) for row in storage.certificates.holder_certificates(db, holder_id)]
     return web.render_screen("certificate", state, status=status, rows=rows, message=message, change=change,
                              own_ca=authority is not None, reasons=REVOKE_REASONS, reason_labels=REASON_LABELS,
                              status_labels=STATUS_LABELS, action_labels=ACTION_LABELS, mask_serial=pinpuk.mask_serial)
@@ -403,7 +403,7 @@ def export_command(since: str) -> None:
 @click.argument("card_serial")
 def pem_command(card_serial: str) -> None:
     """Print the newest certificate of a card as PEM (for `openssl ocsp -cert`); the CA's is instance/ca.pem."""
-    row = store.latest_card_certificate(get_db(), card_serial)
+    row = storage.certificates.latest_card_certificate(get_db(), card_serial)
     if row is None or row["der"] is None:
         raise click.ClickException("no certificate issued by this portal for that card")
     cert = x509.load_der_x509_certificate(row["der"])

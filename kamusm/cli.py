@@ -9,7 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from kamusm import audit, certificates, helper, mail, reset, roster, store, vault
+from kamusm import audit, certificates, helper, mail, reset, roster, storage, vault
 from kamusm.config import settings_markdown
 from kamusm.contact import normalize_email, normalize_phone
 from kamusm.db import get_db
@@ -28,7 +28,7 @@ def _now() -> float:
 @kamusm_cli.command("init")
 def init_command() -> None:
     """Create or upgrade the database and the instance keys."""
-    version = store.migrate(get_db())
+    version = storage.migrations.migrate(get_db())
     vault.app_keyring()
     if current_app.config["KAMUSM_DEMO"]:
         certificates.ensure_demo_ca(get_db(), Path(current_app.instance_path), _now())
@@ -51,7 +51,7 @@ def demo_command() -> None:
 @click.option("--kind", type=click.Choice(["sms", "mail"]), default=None, help="Only SMS or only mail.")
 def outbox_command(limit: int, kind: str | None) -> None:
     """Print the latest outbox SMS/mail as JSON lines, newest first."""
-    for message in store.latest_outbox(get_db(), kind, limit):
+    for message in storage.outbox.latest_outbox(get_db(), kind, limit):
         click.echo(json.dumps({"kind": message["kind"], "to": message["recipient"], "subject": message["subject"],
                                "body": message["body"], "sent_at": message["sent_at"]}, ensure_ascii=False))
 
@@ -113,7 +113,7 @@ ADMIN_LOCK_SECONDS = 100 * 365 * 24 * 3600
 
 
 def _holder_or_fail(db, identity: str) -> dict:
-    holder = store.find_holder(db, identity.strip().upper())
+    holder = storage.holders.find_holder(db, identity.strip().upper())
     if holder is None:
         raise click.ClickException("no holder with that identity")
     return holder
@@ -134,10 +134,10 @@ def holder_add_command(identity: str, name: str, phone: str, email: str) -> None
         raise click.ClickException(f"{exc.field or 'identity'}: {exc}") from None
     if not record["name"] or len(record["name"]) > 100:
         raise click.ClickException("name: 1 to 100 characters")
-    if store.find_holder(db, record["identity"]) is not None:
+    if storage.holders.find_holder(db, record["identity"]) is not None:
         raise click.ClickException("a holder with that identity exists already")
-    with store.write(db):  # the holder and its audit entry land together
-        holder_id = store.upsert_holder(db, record, now)
+    with storage.write(db):  # the holder and its audit entry land together
+        holder_id = storage.holders.upsert_holder(db, record, now)
         audit.record(db, now, "admin.holder_add", "ok", holder_id)
     click.echo(f"holder {record['identity']} added; give them `kamusm holder reset-link {record['identity']}`")
 
@@ -153,9 +153,9 @@ def holder_show_command(identity: str) -> None:
         "security_word_set": holder["word_hash"] is not None, "failed_logins": holder["failed_logins"],
         "locked": holder["locked_until"] > now,
         "cards": [{"serial": card["serial"], "cert_issued": card["cert_issued"],
-                   "secrets_stored": bool(store.card_secrets(db, holder["id"], card["serial"])),
+                   "secrets_stored": bool(storage.vault.card_secrets(db, holder["id"], card["serial"])),
                    "pin_replaced": card["pin_replaced_at"] is not None}
-                  for card in store.holder_cards(db, holder["id"])],
+                  for card in storage.cards.holder_cards(db, holder["id"])],
     }, ensure_ascii=False, indent=2))
 
 
@@ -165,9 +165,9 @@ def holder_lock_command(identity: str) -> None:
     """Lock the holder out until `holder unlock`, and end their sessions."""
     db, now = get_db(), _now()
     holder = _holder_or_fail(db, identity)
-    with store.write(db):
-        store.lock_holder(db, holder["id"], now + ADMIN_LOCK_SECONDS)
-        ended = store.delete_holder_sessions(db, holder["id"])
+    with storage.write(db):
+        storage.holders.lock_holder(db, holder["id"], now + ADMIN_LOCK_SECONDS)
+        ended = storage.sessions.delete_holder_sessions(db, holder["id"])
         audit.record(db, now, "admin.holder_lock", "ok", holder["id"], sessions_ended=ended)
     click.echo(f"holder {holder['identity']} locked; {ended} session(s) ended")
 
@@ -178,8 +178,8 @@ def holder_unlock_command(identity: str) -> None:
     """Lift a lock (the administrator's or the failed-login lockout)."""
     db, now = get_db(), _now()
     holder = _holder_or_fail(db, identity)
-    with store.write(db):
-        store.clear_login_failures(db, holder["id"])
+    with storage.write(db):
+        storage.holders.clear_login_failures(db, holder["id"])
         audit.record(db, now, "admin.holder_unlock", "ok", holder["id"])
     click.echo(f"holder {holder['identity']} unlocked")
 

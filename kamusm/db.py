@@ -17,7 +17,7 @@ import threading
 import sqlite_utils
 from flask import Flask, current_app, g
 
-from kamusm import store
+from kamusm import storage
 
 EXTENSION = "kamusm.connections"
 
@@ -37,7 +37,7 @@ class ThreadConnections:
             self._forget_parent()
         db = getattr(self._local, "db", None)
         if db is None:
-            db = store.connect(self.path)
+            db = storage.connect(self.path)
             self._local.db = db
             with self._lock:
                 self._open.add(db.conn)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from kamusm import store, vault, web
+from kamusm import storage, vault, web
 from kamusm.db import get_db
 
 DEMO_HOLDERS = (
@@ -30,10 +30,10 @@ def load_demo_holders(db, hasher, keyring: vault.Keyring, now: float) -> list[in
     for holder in DEMO_HOLDERS:
         record = {name: holder[name] for name in ("identity", "name", "phone", "email")}
         record["word_hash"] = hasher.hash(holder["security_word"])
-        with store.write(db, durable=True):
-            holder_id = store.upsert_holder(db, record, now)
-            store.clear_login_failures(db, holder_id)
-            store.upsert_card(db, holder_id, holder["card_serial"], holder["cert_issued"])
+        with storage.write(db, durable=True):
+            holder_id = storage.holders.upsert_holder(db, record, now)
+            storage.holders.clear_login_failures(db, holder_id)
+            storage.cards.upsert_card(db, holder_id, holder["card_serial"], holder["cert_issued"])
             vault.store_secrets(db, keyring, holder_id, holder["card_serial"],
                                 {"pin": holder["pin"], "puk": holder["puk"]})
         ids.append(holder_id)
@@ -45,9 +45,9 @@ bp = Blueprint("demo", __name__, url_prefix="/demo")
 
 @bp.get("/phone")
 def phone():
-    return web.render_screen("demo_phone", "messages", messages=store.latest_outbox(get_db(), "sms"))
+    return web.render_screen("demo_phone", "messages", messages=storage.outbox.latest_outbox(get_db(), "sms"))
 
 
 @bp.get("/mail")
 def mail():
-    return web.render_screen("demo_mail", "messages", messages=store.latest_outbox(get_db(), "mail"))
+    return web.render_screen("demo_mail", "messages", messages=storage.outbox.latest_outbox(get_db(), "mail"))

@@ -11,7 +11,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from kamusm import db as dbmod
-from kamusm import store, web
+from kamusm import storage, web
 from kamusm.config import check_settings, load_settings
 from kamusm.extensions import babel, csrf, limiter
 from kamusm.keys import load_or_create_key
@@ -57,7 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.logger.setLevel(logging.INFO)
     dbmod.init_app(app)
     with app.app_context():
-        store.migrate(dbmod.get_db())
+        storage.migrations.migrate(dbmod.get_db())
     dbmod.connections(app).close_all()  # a gunicorn --preload master must not hand connections to its workers
 
     app.session_interface = SqliteSessionInterface(dbmod.get_db, clock=lambda: app.config["CLOCK"]())

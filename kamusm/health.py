@@ -5,7 +5,7 @@ import sqlite3
 
 from flask import Blueprint, jsonify
 
-from kamusm import store
+from kamusm import storage
 from kamusm.db import get_db
 
 bp = Blueprint("health", __name__)
@@ -14,8 +14,8 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz():
     try:
-        version = store.schema_version(get_db())
+        version = storage.migrations.schema_version(get_db())
     except sqlite3.Error:
         return jsonify(status="error", database="unavailable"), 503
-    ready = version == len(store.MIGRATIONS)
+    ready = version == len(storage.migrations.MIGRATIONS)
     return jsonify(status="ok" if ready else "starting", database="ok", schema=version), 200 if ready else 503

@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Callable, Protocol
 
-from kamusm import audit, store
+from kamusm import audit, storage
 
 RETRY_PAUSE_SECONDS = 0.5
 
@@ -50,7 +50,7 @@ class OutboxMail:
         self._clock = clock
 
     def deliver(self, recipient: str, subject: str, body: str) -> None:
-        store.add_to_outbox(self._db, "mail", recipient, body, self._clock(), subject=subject)
+        storage.outbox.add_to_outbox(self._db, "mail", recipient, body, self._clock(), subject=subject)
 
 
 class SmtpMail:
@@ -97,12 +97,12 @@ def make_backend(config: dict, db, clock: Callable[[], float]) -> MailBackend:
 
 def queue_mail(db, holder_id: int | None, recipient: str, subject: str, body: str, now: float) -> int:
     """Store the message for delivery (in the caller's transaction); return its queue id."""
-    return store.enqueue_mail(db, holder_id, recipient, subject, body, now)
+    return storage.mail_queue.enqueue_mail(db, holder_id, recipient, subject, body, now)
 
 
 def deliver_queued(db, backend: MailBackend, mail_id: int, now: float, retries: int = 2) -> bool:
     """Try to deliver one queued message, with retries; True when sent. Failures are recorded and audited."""
-    row = store.get_queued_mail(db, mail_id)
+    row = storage.mail_queue.get_queued_mail(db, mail_id)
     if row is None or row["sent_at"] is not None:
         return True
     reason = ""
@@ -114,10 +114,10 @@ def deliver_queued(db, backend: MailBackend, mail_id: int, now: float, retries: 
         except MailFailed as exc:
             reason = str(exc)
             continue
-        store.mark_mail_sent(db, mail_id, now)
+        storage.mail_queue.mark_mail_sent(db, mail_id, now)
         audit.record(db, now, "mail.sent", "ok", row["holder_id"], mail_id=mail_id)
         return True
-    store.mark_mail_failed(db, mail_id, reason, now)
+    storage.mail_queue.mark_mail_failed(db, mail_id, reason, now)
     audit.record(db, now, "mail.sent", "failed", row["holder_id"], mail_id=mail_id, reason=reason)
     return False
 
@@ -125,7 +125,7 @@ def deliver_queued(db, backend: MailBackend, mail_id: int, now: float, retries: 
 def retry_pending(db, backend: MailBackend, now: float) -> tuple[int, int]:
     """Deliver every queued, unsent message; return (sent, still failing)."""
     sent = failed = 0
-    for row in store.pending_mail(db):
+    for row in storage.mail_queue.pending_mail(db):
         if deliver_queued(db, backend, row["id"], now, retries=0):
             sent += 1
         else:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 
-from kamusm import store
+from kamusm import storage
 from kamusm.errors import CodeExpired, CodeRejected, TooSoon, ValidationError
 
 CODE_DIGITS = 6
@@ -45,7 +45,7 @@ def new_code() -> str:
 
 
 def seconds_until_resend(db, attempt: str, policy: CodePolicy, now: float) -> int:
-    latest = store.latest_code(db, attempt)
+    latest = storage.codes.latest_code(db, attempt)
     if latest is None:
         return 0
     return max(0, int(latest["sent_at"] + policy.resend_seconds - now + 0.999))
@@ -57,22 +57,22 @@ def issue_code(db, key: bytes, holder_id: int, attempt: str, policy: CodePolicy,
     Raises TooSoon inside the resend cool-down or past the hourly cap per holder.
     Earlier codes of the attempt stop working.
     """
-    with store.write(db):
+    with storage.write(db):
         wait = seconds_until_resend(db, attempt, policy, now)
         if wait:
             raise TooSoon(_l("Yeni kod istemek için %(n)d saniye bekleyiniz.", n=wait), wait)
-        if store.count_codes_sent_since(db, holder_id, now - SEND_WINDOW_SECONDS) >= policy.sends_per_hour:
+        if storage.codes.count_codes_sent_since(db, holder_id, now - SEND_WINDOW_SECONDS) >= policy.sends_per_hour:
             raise TooSoon(_l("Bir saat içinde gönderilebilecek SMS sayısına ulaştınız. Lütfen daha sonra deneyiniz."),
                           SEND_WINDOW_SECONDS)
         code = new_code()
-        code_id = store.insert_code(db, holder_id, attempt, _code_mac(key, attempt, code), now,
+        code_id = storage.codes.insert_code(db, holder_id, attempt, _code_mac(key, attempt, code), now,
                                     now + policy.ttl_seconds)
     return code, code_id
 
 
 def withdraw_code(db, code_id: int) -> None:
     """Forget a code that could not be delivered, so it does not count against the holder."""
-    store.delete_code(db, code_id)
+    storage.codes.delete_code(db, code_id)
 
 
 def check_code_input(raw: str) -> str:
@@ -90,15 +90,15 @@ def spend_code(db, key: bytes, attempt: str, code: str, now: float) -> int:
     Raises CodeExpired when the attempt's code is dead (expired, used, out of
     tries) and CodeRejected for a wrong code that still has tries left.
     """
-    latest = store.latest_code(db, attempt)
-    tries = store.reserve_code_try(db, latest["id"], now, MAX_WRONG_TRIES) if latest else None
+    latest = storage.codes.latest_code(db, attempt)
+    tries = storage.codes.reserve_code_try(db, latest["id"], now, MAX_WRONG_TRIES) if latest else None
     if tries is None:
         raise CodeExpired(_l("SMS onay kodunun süresi doldu. Lütfen yeni kod isteyiniz."))
     if not hmac.compare_digest(latest["code_mac"], _code_mac(key, attempt, code)):
         if tries >= MAX_WRONG_TRIES:
             raise CodeExpired(_l("SMS onay kodu üç kez hatalı girildi. Lütfen yeni kod isteyiniz."))
         raise CodeRejected(_l("SMS onay kodu hatalı. Kalan deneme hakkı: %(n)d", n=MAX_WRONG_TRIES - tries))
-    if not store.claim_code(db, latest["id"], now):
+    if not storage.codes.claim_code(db, latest["id"], now):
         raise CodeExpired(_l("SMS onay kodunun süresi doldu. Lütfen yeni kod isteyiniz."))
     return latest["holder_id"]
 
@@ -108,13 +108,13 @@ def was_sent(db, key: bytes, attempt: str, code: str) -> bool:
 
     Only to tell a holder why a code that was right once is refused now (its request was voided).
     """
-    latest = store.latest_code(db, attempt)
+    latest = storage.codes.latest_code(db, attempt)
     return latest is not None and hmac.compare_digest(latest["code_mac"], _code_mac(key, attempt, code))
 
 
 def seconds_left(db, attempt: str, now: float) -> int:
     """Seconds the attempt's current code still lives; 0 when there is none alive."""
-    latest = store.latest_code(db, attempt)
+    latest = storage.codes.latest_code(db, attempt)
     if latest is None or latest["used_at"] is not None or latest["wrong_tries"] >= MAX_WRONG_TRIES:
         return 0
     return max(0, int(latest["expires_at"] - now))

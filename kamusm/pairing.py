@@ -25,7 +25,7 @@ import secrets
 
 from flask_babel import lazy_gettext as _l
 
-from kamusm import sealing, store
+from kamusm import sealing, storage
 from kamusm.errors import KamusmError, ValidationError
 
 PAIRING_TTL_SECONDS = 120
@@ -79,7 +79,7 @@ def begin(db, secret_key: bytes, holder_id: int, attempt: str, public_key_b64: s
     """
     sealing.decode_public_key(public_key_b64)
     code = "".join(secrets.choice("0123456789") for _ in range(PAIRING_CODE_DIGITS))
-    store.start_pairing(db, holder_id, attempt, public_key_b64, clean_helper_name(name),
+    storage.helper_keys.start_pairing(db, holder_id, attempt, public_key_b64, clean_helper_name(name),
                         _code_mac(secret_key, attempt, public_key_b64, code), now, now + PAIRING_TTL_SECONDS)
     sealed, _ = sealing.seal_pairing_code(public_key_b64, origin, code, now)
     return sealed
@@ -87,7 +87,7 @@ def begin(db, secret_key: bytes, holder_id: int, attempt: str, public_key_b64: s
 
 def pending(db, holder_id: int, attempt: str, public_key_b64: str, now: float) -> dict | None:
     """The live pairing of this session for this key, if one is waiting for its code."""
-    row = store.find_pairing(db, holder_id, attempt) if attempt else None
+    row = storage.helper_keys.find_pairing(db, holder_id, attempt) if attempt else None
     if row is None or row["public_key"] != public_key_b64:
         return None
     if row["expires_at"] < now or row["tries"] >= PAIRING_MAX_TRIES:
@@ -112,7 +112,7 @@ def finish(db, secret_key: bytes, holder_id: int, attempt: str, public_key_b64: 
     """
     row = pending(db, holder_id, attempt, public_key_b64, now)
     gone = _l("Eşleştirme kodunun süresi doldu ya da deneme hakkı bitti. Lütfen eşleştirmeyi yeniden başlatınız.")
-    tries = store.reserve_pairing_try(db, row["id"], now, PAIRING_MAX_TRIES) if row is not None else None
+    tries = storage.helper_keys.reserve_pairing_try(db, row["id"], now, PAIRING_MAX_TRIES) if row is not None else None
     if tries is None:
         raise PairingGone(gone)
     if not hmac.compare_digest(row["code_mac"], _code_mac(secret_key, attempt, public_key_b64, code)):
@@ -120,10 +120,10 @@ def finish(db, secret_key: bytes, holder_id: int, attempt: str, public_key_b64: 
         if tries_left <= 0:
             raise PairingGone(gone)
         raise PairingFailed(_l("Eşleştirme kodu hatalı."), tries_left)
-    with store.write(db):
-        if not store.claim_pairing(db, row["id"], now):
+    with storage.write(db):
+        if not storage.helper_keys.claim_pairing(db, row["id"], now):
             raise PairingGone(gone)
-        key_id = store.pin_helper_key(db, holder_id, public_key_b64, key_fingerprint(public_key_b64),
+        key_id = storage.helper_keys.pin_helper_key(db, holder_id, public_key_b64, key_fingerprint(public_key_b64),
                                       row["name"], now)
     return {"id": key_id, "fingerprint": key_fingerprint(public_key_b64), "name": row["name"]}
 
@@ -132,4 +132,4 @@ def pinned_key(db, holder_id: int, public_key_b64: str) -> dict | None:
     """The holder's pinned key row for this public key, None for a key never paired (or removed)."""
     if not public_key_b64:
         return None
-    return store.find_helper_key(db, holder_id, public_key_b64)
+    return storage.helper_keys.find_helper_key(db, holder_id, public_key_b64)

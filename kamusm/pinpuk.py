@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, current_app, request, session
 from flask_babel import gettext as _
 
-from kamusm import audit, auth, stepup, store, vault, web
+from kamusm import audit, auth, stepup, storage, vault, web
 from kamusm.db import get_db
 from kamusm.errors import CodeRejected, ValidationError
 
@@ -46,10 +46,10 @@ def mask_serial(serial: str) -> str:
 def card_rows(db, keyring: vault.Keyring | None, holder_id: int) -> list[dict]:
     """The holder's cards for the screen; with a keyring, the opened secrets too."""
     rows = []
-    for card in store.holder_cards(db, holder_id):
+    for card in storage.cards.holder_cards(db, holder_id):
         opened = vault.read_secrets(db, keyring, holder_id, card["serial"]) if keyring else {}
         rows.append({**card, "show_puk": puk_is_shown(card["cert_issued"]),
-                     "has_secrets": bool(store.card_secrets(db, holder_id, card["serial"])),
+                     "has_secrets": bool(storage.vault.card_secrets(db, holder_id, card["serial"])),
                      "pin": opened.get("pin"), "puk": opened.get("puk")})
     return rows
 
@@ -160,9 +160,9 @@ def delete():
             return _screen("stepup", 422, str(exc), stepup_for="delete", confirmed=confirmed)
     if not confirmed:
         return _screen("masked", 422, not_confirmed)
-    with store.write(db, durable=True):
+    with storage.write(db, durable=True):
         removed = vault.destroy_secrets(db, holder_id)
-        store.mark_secrets_deleted(db, holder_id, now)
+        storage.cards.mark_secrets_deleted(db, holder_id, now)
         audit.record(db, now, "pinpuk.delete", "ok", holder_id, _ip(), secrets=removed)
     if web.is_htmx_partial():
         return _screen("deleted")

@@ -27,7 +27,7 @@ from flask import Blueprint, current_app, request, session
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from kamusm import audit, auth, mail, otp, reset, sms, stepup, store, web
+from kamusm import audit, auth, mail, otp, reset, sms, stepup, storage, web
 from kamusm.contact import mask_email, normalize_email, normalize_phone
 from kamusm.db import get_db
 from kamusm.errors import CodeRejected, SmsFailed, ValidationError
@@ -65,8 +65,8 @@ def link_state(row: dict | None, now: float) -> str:
 
 def issue_email_link(db, holder_id: int, email: str, now: float, ip: str) -> str:
     """A link token confirming `email` for the holder; the holder's older live link is voided."""
-    with store.write(db):
-        if store.void_tokens(db, holder_id, PURPOSE_EMAIL, now):
+    with storage.write(db):
+        if storage.tokens.void_tokens(db, holder_id, PURPOSE_EMAIL, now):
             audit.record(db, now, "profile.email", "voided", holder_id, ip, stage="link")
         token = reset.issue_link_token(db, holder_id, PURPOSE_EMAIL, now, payload=email)
     return token
@@ -74,12 +74,12 @@ def issue_email_link(db, holder_id: int, email: str, now: float, ip: str) -> str
 
 def confirm_email_link(db, token: str, now: float, ip: str) -> str:
     """Spend a live e-mail change link and store its address; return 'confirmed' or the state that refused it."""
-    with store.write(db):  # the state read and the claim in one transaction: two clicks confirm once
+    with storage.write(db):  # the state read and the claim in one transaction: two clicks confirm once
         row = reset.find_link_token(db, token)
         state = link_state(row, now)
         if state == "live":
-            store.claim_token(db, row["id_hash"], now)
-            store.set_contact(db, row["holder_id"], "email", row["payload"])
+            storage.tokens.claim_token(db, row["id_hash"], now)
+            storage.holders.set_contact(db, row["holder_id"], "email", row["payload"])
             audit.record(db, now, "profile.email", "confirmed", row["holder_id"], ip)
             return "confirmed"
         if state != "unknown":
@@ -160,7 +160,7 @@ def _void_pending(previous: dict) -> None:
     db, now = get_db(), _now()
     attempt = session.pop(PHONE_ATTEMPT, None) if previous["stage"] == "phone" else None
     if attempt:
-        store.void_codes(db, attempt, now)
+        storage.codes.void_codes(db, attempt, now)
         session[VOIDED_ATTEMPTS] = [attempt, *session.get(VOIDED_ATTEMPTS, [])][:VOIDED_ATTEMPTS_KEPT]
     audit.record(db, now, f"profile.{previous['field']}", "voided", session["holder_id"], _ip(),
                  stage=previous["stage"])
@@ -232,8 +232,8 @@ def _send_phone_code():
 def _apply_phone(new_phone: str):
     db, now, holder = get_db(), _now(), auth.current_holder()
     old_phone = holder["phone"]
-    with store.write(db):
-        store.set_contact(db, holder["id"], "phone", new_phone)
+    with storage.write(db):
+        storage.holders.set_contact(db, holder["id"], "phone", new_phone)
         audit.record(db, now, "profile.phone", "confirmed", holder["id"], _ip())
     session.pop(PENDING, None)
     session.pop(VOIDED_ATTEMPTS, None)

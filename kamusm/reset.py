@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import PasswordField, StringField
 
-from kamusm import audit, mail, store, web
+from kamusm import audit, mail, storage, web
 from kamusm.contact import email_domain_allowed
 from kamusm.db import get_db
 from kamusm.errors import ValidationError
@@ -42,7 +42,7 @@ def issue_link_token(db, holder_id: int, purpose: str, now: float, payload: str 
     """A new one-time link token; `payload` is what the link confirms (e.g. a new e-mail address)."""
     ttl = ACTIVATION_TTL_SECONDS if purpose == PURPOSE_ACTIVATION else RESET_TTL_SECONDS
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    store.save_token(db, _hash(token), holder_id, purpose, now, now + ttl, payload)
+    storage.tokens.save_token(db, _hash(token), holder_id, purpose, now, now + ttl, payload)
     return token
 
 
@@ -50,7 +50,7 @@ def find_link_token(db, token: str) -> dict | None:
     """The token's row in whatever state (used, voided, expired); None for a token never issued."""
     if not token or len(token) > 100:
         return None
-    return store.find_token(db, _hash(token))
+    return storage.tokens.find_token(db, _hash(token))
 
 
 def live_token(db, token: str, now: float) -> dict | None:
@@ -86,12 +86,12 @@ def check_new_word(word: str, confirm: str, holder: dict) -> None:
 
 def set_security_word(db, holder: dict, token_row: dict, word_hash: str, now: float, ip: str) -> bool:
     """Spend the token and store the new word; end the holder's sessions. False if the token was taken."""
-    with store.write(db):
-        if not store.claim_token(db, token_row["id_hash"], now):
+    with storage.write(db):
+        if not storage.tokens.claim_token(db, token_row["id_hash"], now):
             return False
-        store.set_word_hash(db, holder["id"], word_hash)
-        store.clear_login_failures(db, holder["id"])
-        ended = store.delete_holder_sessions(db, holder["id"])
+        storage.holders.set_word_hash(db, holder["id"], word_hash)
+        storage.holders.clear_login_failures(db, holder["id"])
+        ended = storage.sessions.delete_holder_sessions(db, holder["id"])
         audit.record(db, now, f"word.{token_row['purpose']}", "ok", holder["id"], ip, sessions_ended=ended)
     return True
 
@@ -101,15 +101,15 @@ def request_reset(db, identity: str, email_domains: list[str], now: float, ip: s
 
     Returns (holder, token) or None; the caller answers the same either way.
     """
-    holder = store.find_holder(db, identity)
+    holder = storage.holders.find_holder(db, identity)
     if holder is None:
         audit.record(db, now, "word.forgot", "unknown_identity", None, ip)
         return None
     if not email_domain_allowed(holder["email"], email_domains):
         audit.record(db, now, "word.forgot", "foreign_domain", holder["id"], ip)
         return None
-    with store.write(db):  # counted and issued under one lock, or a burst of requests passes the cap together
-        if store.count_tokens_since(db, holder["id"], PURPOSE_RESET, now - 3600) >= RESETS_PER_HOLDER_PER_HOUR:
+    with storage.write(db):  # counted and issued under one lock, or a burst of requests passes the cap together
+        if storage.tokens.count_tokens_since(db, holder["id"], PURPOSE_RESET, now - 3600) >= RESETS_PER_HOLDER_PER_HOUR:
             audit.record(db, now, "word.forgot", "capped", holder["id"], ip)
             return None
         token = issue_link_token(db, holder["id"], PURPOSE_RESET, now)
@@ -146,7 +146,7 @@ def reset(token: str):
     row = live_token(db, token, now)
     if row is None:
         return web.render_screen("reset", "invalid", status=404)
-    holder = store.get_holder(db, row["holder_id"])
+    holder = storage.holders.get_holder(db, row["holder_id"])
     form = ResetForm()
     if request.method == "GET":
         return web.render_screen("reset", "form", form=form, errors={}, activation=row["purpose"] == PURPOSE_ACTIVATION)

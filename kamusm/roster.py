@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Callable, Iterable
 
-from kamusm import store, vault
+from kamusm import storage, vault
 from kamusm.contact import EMAIL_PATTERN, PHONE_PATTERN, email_domain_allowed
 from kamusm.errors import KamusmError, ValidationError
 from kamusm.identity import normalize_identity
@@ -128,12 +128,12 @@ def import_rows(db, rows: Iterable[RosterRow], keyring: vault.Keyring, hash_word
                 now: float, on_row: Callable[[], None] | None = None) -> int:
     """Load validated rows in one transaction; return how many. Any failure loads none."""
     count = 0
-    with store.write(db, durable=True):
+    with storage.write(db, durable=True):
         for row in rows:
-            holder_id = store.upsert_holder(db, {
+            holder_id = storage.holders.upsert_holder(db, {
                 "identity": row.identity, "name": row.name, "phone": row.phone, "email": row.email,
                 "word_hash": hash_word(row.security_word) if row.security_word else None}, now)
-            store.upsert_card(db, holder_id, row.card_serial, row.cert_issued)
+            storage.cards.upsert_card(db, holder_id, row.card_serial, row.cert_issued)
             vault.store_secrets(db, keyring, holder_id, row.card_serial, {"pin": row.pin, "puk": row.puk})
             count += 1
             if on_row:

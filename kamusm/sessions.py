@@ -21,7 +21,7 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
-from kamusm import store
+from kamusm import storage
 
 TOKEN_BYTES = 32
 TOUCH_INTERVAL_SECONDS = 15
@@ -88,7 +88,7 @@ class SqliteSessionInterface(SessionInterface):
         if not token or len(token) > 100:
             return ServerSession(created_at=now)
         try:
-            row = store.load_session(self._db_factory(), _hash(token))
+            row = storage.sessions.load_session(self._db_factory(), _hash(token))
         except sqlite3.Error as exc:
             # The database cannot be read: hand out an empty session so the error page can render;
             # web.raise_storage_error turns the fault into a 503 before any view runs.
@@ -100,7 +100,7 @@ class SqliteSessionInterface(SessionInterface):
         idle = app.config["KAMUSM_SESSION_IDLE_SECONDS"]
         absolute = app.config["KAMUSM_SESSION_MAX_SECONDS"]
         if now - row["seen_at"] > idle or now - row["created_at"] > absolute:
-            store.delete_session(self._db_factory(), row["id_hash"])
+            storage.sessions.delete_session(self._db_factory(), row["id_hash"])
             expired = ServerSession(created_at=now)
             expired.expired_on_open = True
             return expired
@@ -117,24 +117,24 @@ class SqliteSessionInterface(SessionInterface):
         secure = request.is_secure
         if session.destroy_requested or (not session and session.token and session.modified):
             if session.token:
-                store.delete_session(db, _hash(session.token))
+                storage.sessions.delete_session(db, _hash(session.token))
             response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
             response.headers["Cache-Control"] = "no-store"
             return
         if not session.modified:
             if session.token and now - (session.seen_at or 0) > TOUCH_INTERVAL_SECONDS:
-                store.touch_session(db, _hash(session.token), now)
+                storage.sessions.touch_session(db, _hash(session.token), now)
             return
         if not session:
             return
-        with store.write(db):  # a rotation drops the old id and saves the new one at once
+        with storage.write(db):  # a rotation drops the old id and saves the new one at once
             if session.rotate_requested and session.token:
-                store.delete_session(db, _hash(session.token))
+                storage.sessions.delete_session(db, _hash(session.token))
                 session.token = None
             if session.token is None:
                 session.token = secrets.token_urlsafe(TOKEN_BYTES)
                 session.created_at = now
-            store.save_session(db, _hash(session.token), dict(session), session.get("holder_id"),
+            storage.sessions.save_session(db, _hash(session.token), dict(session), session.get("holder_id"),
                                session.created_at, now)
         response.set_cookie(name, session.token, path="/", secure=secure, httponly=True, samesite="Lax")
         response.headers["Cache-Control"] = "no-store"  # a cached copy would hand the cookie to the next user

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from typing import Callable, Protocol
 
-from kamusm import store
+from kamusm import storage
 from kamusm.errors import SmsFailed
 
 RETRY_PAUSE_SECONDS = 0.5
@@ -32,7 +32,7 @@ class OutboxSms:
         self._clock = clock
 
     def send(self, to: str, text: str) -> None:
-        store.add_to_outbox(self._db_factory(), "sms", to, text, self._clock())
+        storage.outbox.add_to_outbox(self._db_factory(), "sms", to, text, self._clock())
 
 
 class ConsoleSms:

@@ -35,7 +35,7 @@ from flask import Blueprint, current_app, jsonify, redirect, request, session, u
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from kamusm import audit, auth, helper_dist, pairing, sealing, sms, stepup, store, vault, web
+from kamusm import audit, auth, helper_dist, pairing, sealing, sms, stepup, storage, vault, web
 from kamusm.db import get_db
 from kamusm.errors import CodeRejected, SmsFailed, ValidationError
 from kamusm.extensions import limiter
@@ -79,7 +79,7 @@ def holder_card(db, holder_id: int, serial: str) -> dict | None:
     """The card with this serial if it is the holder's own, else None."""
     if not _SERIAL.fullmatch(serial or ""):
         return None
-    card = store.find_card(db, serial)
+    card = storage.cards.find_card(db, serial)
     if card is None or card["holder_id"] != holder_id:
         return None
     return card
@@ -87,7 +87,7 @@ def holder_card(db, holder_id: int, serial: str) -> dict | None:
 
 def uses_this_today(db, holder_id: int, event: str, outcome: str, now: float) -> int:
     """How often today the event had the outcome that spends the cap (refusals spend nothing)."""
-    return store.count_audit_events(db, holder_id, event, outcome, now - DAY_SECONDS)
+    return storage.audit_log.count_audit_events(db, holder_id, event, outcome, now - DAY_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,8 @@ def _refuse(status: int, message: str, errors: dict | None = None, **extra):
 
 
 def _page_context(db, holder_id: int) -> dict:
-    return {"helpers": store.holder_helper_keys(db, holder_id), "helper_url": current_app.config["KAMUSM_HELPER_URL"]}
+    return {"helpers": storage.helper_keys.holder_helper_keys(db, holder_id),
+            "helper_url": current_app.config["KAMUSM_HELPER_URL"]}
 
 
 def _install_context() -> dict:
@@ -346,7 +347,7 @@ def pair():
 
 def _send_pairing_notice(db, holder_id: int, fingerprint: str, now: float) -> None:
     """Tell the holder's phone about the new helper; a failing gateway leaves the pairing standing, audited."""
-    holder = store.get_holder(db, holder_id)
+    holder = storage.holders.get_holder(db, holder_id)
     try:
         sms.make_backend(current_app.config, get_db, _now).send(holder["phone"], pairing_notice(fingerprint))
     except SmsFailed as exc:
@@ -361,8 +362,8 @@ def _send_pairing_notice(db, holder_id: int, fingerprint: str, now: float) -> No
 def remove_helper(key_id: int):
     """Unpin one of the holder's helpers: no seal goes to it again until it is paired anew."""
     db, now, holder_id = get_db(), _now(), session["holder_id"]
-    with store.write(db):
-        removed = store.delete_helper_key(db, holder_id, key_id)
+    with storage.write(db):
+        removed = storage.helper_keys.delete_helper_key(db, holder_id, key_id)
         if removed is not None:
             audit.record(db, now, "unlock.helper_removed", "ok", holder_id, _ip(), fingerprint=removed["fingerprint"])
     if removed is None:
@@ -401,7 +402,7 @@ def seal_for_helper():
         return _refuse(409, _("2010 ve öncesinde üretilen kartların kilidi PUK ile kart aracı üzerinden çözülür."))
     # The cap is counted and spent inside one write transaction, so parallel requests cannot all
     # read the same count and each make a seal.
-    with store.write(db):
+    with storage.write(db):
         if uses_this_today(db, holder_id, "unlock.seal", "ok", now) >= SEALS_PER_DAY:
             audit.record(db, now, "unlock.seal", "daily_cap", holder_id, _ip())
             return _refuse(429, _("Bugün için kilit çözme deneme sınırına ulaştınız. Lütfen yarın tekrar deneyiniz."))
@@ -410,7 +411,7 @@ def seal_for_helper():
             return _refuse(409, _("PUK bilginiz silindiği için kilit çözme çevrimiçi yapılamaz. "
                                   "Lütfen kurumunuzla görüşünüz."))
         sealed, seal_id = sealing.seal_puk(helper_key, card["serial"], puk, now)
-        store.touch_helper_key(db, pinned["id"], now)
+        storage.helper_keys.touch_helper_key(db, pinned["id"], now)
         audit.record(db, now, "unlock.seal", "ok", holder_id, _ip(), serial=card["serial"], seal_id=seal_id,
                      fingerprint=pinned["fingerprint"])
     return jsonify(sealed_puk=sealed, seal_id=seal_id)
@@ -431,7 +432,7 @@ def permit_pin_operation():
             check_new_pin(request.form.get("new_pin", ""), request.form.get("new_pin_confirm", ""))
         except ValidationError as exc:
             return _refuse(422, str(exc), {exc.field: str(exc)})
-    with store.write(db):  # counted and spent together, as the seals are
+    with storage.write(db):  # counted and spent together, as the seals are
         if uses_this_today(db, holder_id, "unlock.pin_op", "permitted", now) >= PIN_OPERATIONS_PER_DAY:
             audit.record(db, now, "unlock.pin_op", "daily_cap", holder_id, _ip(), op=operation)
             return _refuse(429, _("Bugün için PIN işlemi sınırına ulaştınız. Lütfen yarın tekrar deneyiniz."))
@@ -449,11 +450,11 @@ def report_result():
     if operation not in OPERATIONS or outcome not in OUTCOMES:
         return _refuse(400, _("Bilinmeyen işlem."))
     card = holder_card(db, holder_id, request.form.get("card_serial", ""))
-    with store.write(db):  # the report and the stale-PIN mark land together
+    with storage.write(db):  # the report and the stale-PIN mark land together
         audit.record(db, now, f"unlock.{operation}", outcome, holder_id, _ip(),
                      serial=card["serial"] if card else None, reported_by="browser")
         if outcome == "ok" and operation in ("change", "unblock") and card is not None:
-            store.mark_pin_replaced(db, card["serial"], now)
+            storage.cards.mark_pin_replaced(db, card["serial"], now)
     return jsonify(message=outcome_message(operation, outcome))
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from kamusm import store
+from kamusm import storage
 from kamusm.errors import KamusmError
 from kamusm.keys import KEY_FILE_MODE, load_or_create_key
 
@@ -137,29 +137,29 @@ def open_sealed(dek: bytes, holder_id: int, serial: str, field: str, sealed: byt
 
 
 def _holder_dek(db, keyring: Keyring, holder_id: int, create: bool) -> bytes | None:
-    row = store.get_data_key(db, holder_id)
+    row = storage.vault.get_data_key(db, holder_id)
     if row is None:
         if not create:
             return None
         dek = secrets.token_bytes(KEY_BYTES)
-        store.save_data_key(db, holder_id, wrap_key(keyring.current, dek, holder_id), keyring.current_id)
+        storage.vault.save_data_key(db, holder_id, wrap_key(keyring.current, dek, holder_id), keyring.current_id)
         return dek
     return unwrap_key(keyring.find(row["kek_id"]), row["wrapped_key"], holder_id)
 
 
 def store_secrets(db, keyring: Keyring, holder_id: int, serial: str, values: dict[str, str]) -> None:
     """Seal and store the given fields of one card, in the caller's transaction or one of its own."""
-    with store.write(db, durable=True):
+    with storage.write(db, durable=True):
         dek = _holder_dek(db, keyring, holder_id, create=True)
         for field, secret in values.items():
             if field not in FIELDS:
                 raise ValueError(f"unknown vault field {field}")
-            store.save_secret(db, holder_id, serial, field, seal(dek, holder_id, serial, field, secret))
+            storage.vault.save_secret(db, holder_id, serial, field, seal(dek, holder_id, serial, field, secret))
 
 
 def read_secrets(db, keyring: Keyring, holder_id: int, serial: str) -> dict[str, str]:
     """Open every stored field of one card; {} when nothing is stored (or it was deleted)."""
-    rows = store.card_secrets(db, holder_id, serial)
+    rows = storage.vault.card_secrets(db, holder_id, serial)
     if not rows:
         return {}
     dek = _holder_dek(db, keyring, holder_id, create=False)
@@ -170,9 +170,9 @@ def read_secrets(db, keyring: Keyring, holder_id: int, serial: str) -> dict[str,
 
 def destroy_secrets(db, holder_id: int) -> int:
     """Delete every sealed secret of the holder and the data key, in one transaction."""
-    with store.write(db, durable=True):
-        removed = store.delete_secrets(db, holder_id)
-        store.delete_data_key(db, holder_id)
+    with storage.write(db, durable=True):
+        removed = storage.vault.delete_secrets(db, holder_id)
+        storage.vault.delete_data_key(db, holder_id)
     return removed
 
 
@@ -183,10 +183,10 @@ def rewrap_all(db, keyring: Keyring, new_kek: bytes, on_progress=None) -> int:
     """
     new_id = key_id(new_kek)
     count = 0
-    for row in store.data_keys_not_under(db, new_id):
-        with store.write(db, durable=True):
+    for row in storage.vault.data_keys_not_under(db, new_id):
+        with storage.write(db, durable=True):
             dek = unwrap_key(keyring.find(row["kek_id"]), row["wrapped_key"], row["holder_id"])
-            store.save_data_key(db, row["holder_id"], wrap_key(new_kek, dek, row["holder_id"]), new_id)
+            storage.vault.save_data_key(db, row["holder_id"], wrap_key(new_kek, dek, row["holder_id"]), new_id)
         count += 1
         if on_progress:
             on_progress(count)

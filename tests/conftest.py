@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kamusm import store, vault
+from kamusm import storage, vault
 from kamusm.db import connections
 from kamusm.demo import DEMO_HOLDERS, load_demo_holders
 from kamusm.factory import create_app
@@ -75,7 +75,7 @@ def runner(app):
 @pytest.fixture
 def db(app):
     """A connection of the test's own: no app context stays pushed to leak `g` into requests."""
-    connection = store.connect(app.config["DATABASE"])
+    connection = storage.connect(app.config["DATABASE"])
     yield connection
     connection.conn.close()
 
@@ -90,7 +90,7 @@ def csrf_token(client, path: str = "/login") -> str:
 def latest_code(app) -> str:
     with app.app_context():
         from kamusm.db import get_db
-        body = store.latest_outbox(get_db(), "sms", 1)[0]["body"]
+        body = storage.outbox.latest_outbox(get_db(), "sms", 1)[0]["body"]
     return re.search(r"\b(\d{6})\b", body).group(1)
 
 

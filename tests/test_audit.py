@@ -3,7 +3,7 @@ import sqlite3
 
 import pytest
 
-from kamusm import audit, store
+from kamusm import audit, storage
 
 
 def test_chain_verifies(db, auth, client):
@@ -43,7 +43,7 @@ def test_deleted_entry_breaks_the_chain(db):
 
 def test_secret_fields_are_censored(db):
     audit.record(db, 1.0, "test", "ok", code="123456", pin="1234", note="fine")
-    detail = list(store.audit_entries(db))[-1]["detail"]
+    detail = list(storage.audit_log.audit_entries(db))[-1]["detail"]
     assert "123456" not in detail and "1234" not in detail and "fine" in detail
 
 

@@ -19,7 +19,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 from werkzeug.serving import make_server
 
-from kamusm import ca, certificates, store
+from kamusm import ca, certificates, storage
 from tests.conftest import KEMAL, SELIN
 
 NOW = datetime(2026, 5, 9, 12, 0, tzinfo=timezone.utc).timestamp()
@@ -250,17 +250,17 @@ def demo_ca(app, db, clock):
 
 
 def selin(db) -> tuple[int, dict]:
-    holder_id = store.find_holder(db, SELIN["identity"])["id"]
-    return holder_id, store.holder_certificates(db, holder_id)[0]
+    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    return holder_id, storage.certificates.holder_certificates(db, holder_id)[0]
 
 
 def crl_now(db) -> x509.CertificateRevocationList:
-    return x509.load_der_x509_crl(store.get_crl_state(db)["der"])
+    return x509.load_der_x509_crl(storage.certificates.get_crl_state(db)["der"])
 
 
 def test_demo_certificates_for_every_card(db, demo_ca):
     for holder in (SELIN, KEMAL):
-        rows = store.holder_certificates(db, store.find_holder(db, holder["identity"])["id"])
+        rows = storage.certificates.holder_certificates(db, storage.holders.find_holder(db, holder["identity"])["id"])
         assert len(rows) == 1 and rows[0]["status"] == "valid" and rows[0]["card_serial"] == holder["card_serial"]
         cert = x509.load_der_x509_certificate(rows[0]["der"])
         cert.verify_directly_issued_by(demo_ca.cert)
@@ -307,7 +307,7 @@ def test_demo_reset_replaces_a_revoked_certificate_and_keeps_it_revoked(app, db,
     holder_id, row = selin(db)
     change(db, demo_ca, holder_id, row["id"], "revoke", clock(), "keyCompromise")
     assert certificates.issue_demo_certificates(db, Path(app.instance_path), "", clock()) == 1
-    old, new = store.holder_certificates(db, holder_id)
+    old, new = storage.certificates.holder_certificates(db, holder_id)
     assert (old["status"], new["status"]) == ("revoked", "valid") and new["card_serial"] == SELIN["card_serial"]
     assert crl_now(db).get_revoked_certificate_by_serial_number(int(old["serial_hex"], 16)) is not None
     assert certificates.issue_demo_certificates(db, Path(app.instance_path), "", clock()) == 0

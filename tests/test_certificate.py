@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from kamusm import ca, certificates, store
+from kamusm import ca, certificates, storage
 from kamusm.factory import create_app
 from tests.conftest import KEMAL, SELIN, AuthActions, csrf_token, latest_code, load_demo
 
@@ -33,7 +33,7 @@ def post(client, **data):
 
 
 def own(db, holder=SELIN) -> dict:
-    return store.holder_certificates(db, store.find_holder(db, holder["identity"])["id"])[-1]
+    return storage.certificates.holder_certificates(db, storage.holders.find_holder(db, holder["identity"])["id"])[-1]
 
 
 def status(db, holder=SELIN) -> str:
@@ -41,7 +41,7 @@ def status(db, holder=SELIN) -> str:
 
 
 def sms_count(db) -> int:
-    return len(store.latest_outbox(db, "sms", 100))
+    return len(storage.outbox.latest_outbox(db, "sms", 100))
 
 
 def crl_serials(client) -> dict[int, x509.ReasonFlags | None]:
@@ -230,13 +230,13 @@ def test_changes_are_audited(client, auth, db):
     post(client, action="resume", certificate=certificate_id)
     post(client, action="revoke", certificate=certificate_id, reason="superseded")  # no box: rejected
     post(client, action="revoke", certificate=certificate_id, reason="superseded", confirm="yes")
-    rows = [row for row in store.audit_entries(db) if row["event"].startswith("certificate.")]
+    rows = [row for row in storage.audit_log.audit_entries(db) if row["event"].startswith("certificate.")]
     events = [(row["event"], row["outcome"]) for row in rows if row["event"] != "certificate.issue"]
     assert events == [("certificate.suspend", "ok"), ("certificate.resume", "ok"), ("certificate.change", "rejected"),
                       ("certificate.revoke", "ok")]
     revoke = json.loads(rows[-1]["detail"])
     assert revoke["reason"] == "superseded" and revoke["serial"] == own(db)["serial_hex"]
-    assert all(row["holder_id"] == store.find_holder(db, SELIN["identity"])["id"] for row in rows[-4:])
+    assert all(row["holder_id"] == storage.holders.find_holder(db, SELIN["identity"])["id"] for row in rows[-4:])
 
 
 # /crl.der and /ocsp: public, no login, no CSRF token -------------------------------
@@ -327,7 +327,7 @@ def test_without_own_ca_changes_are_recorded_for_the_export(elsewhere_app, tmp_p
     page = client.get("/certificate").get_data(as_text=True)
     for text in ("sertifika hizmet sağlayıcısında", "Geçerli", "12 Mar 2014 tarihinden itibaren"):
         assert text in page
-    db = store.connect(elsewhere_app.config["DATABASE"])
+    db = storage.connect(elsewhere_app.config["DATABASE"])
     try:
         row = own(db)
         assert row["serial_hex"] is None and row["der"] is None
@@ -337,7 +337,7 @@ def test_without_own_ca_changes_are_recorded_for_the_export(elsewhere_app, tmp_p
         answer = client.post("/ocsp", data=b"anything")
         assert answer.status_code == 404
         assert ocsp.load_der_ocsp_response(answer.data).response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
-        assert store.get_crl_state(db) is None
+        assert storage.certificates.get_crl_state(db) is None
     finally:
         db.conn.close()
     result = elsewhere_app.test_cli_runner().invoke(certificates.certificates_cli, ["export"])
@@ -371,7 +371,8 @@ def test_export_prints_json_lines_since_a_time(client, auth, db, clock, runner):
     assert len(runner.invoke(certificates.certificates_cli, ["export", "--since", iso]).output.splitlines()) == 2
     bad = runner.invoke(certificates.certificates_cli, ["export", "--since", "yesterday"])
     assert bad.exit_code == 2 and "--since" in bad.output
-    assert ("admin.certificates_export", "ok") in [(row["event"], row["outcome"]) for row in store.audit_entries(db)]
+    audited = [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(db)]
+    assert ("admin.certificates_export", "ok") in audited
 
 
 def test_pem_prints_the_card_certificate(runner, db):
@@ -383,10 +384,10 @@ def test_pem_prints_the_card_certificate(runner, db):
 
 
 def test_a_change_that_lost_a_race_is_refused(app, db):
-    holder_id = store.find_holder(db, SELIN["identity"])["id"]
+    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
     row = own(db)
     change = certificates.read_change(db, holder_id, {"action": "suspend", "certificate": str(row["id"])})
-    store.set_certificate_status(db, row["id"], "revoke", "revoked", "keyCompromise", 1.0)
+    storage.certificates.set_certificate_status(db, row["id"], "revoke", "revoked", "keyCompromise", 1.0)
     with pytest.raises(certificates.TransitionRefused):
         certificates.apply_change(db, None, change, holder_id, "", 2.0)
     assert status(db) == "revoked"

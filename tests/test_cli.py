@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from kamusm import store
+from kamusm import storage
 from tests.conftest import SELIN
 
 
@@ -11,14 +11,14 @@ def test_init_is_idempotent(runner):
     first = runner.invoke(args=["kamusm", "init"])
     second = runner.invoke(args=["kamusm", "init"])
     assert first.exit_code == 0 and second.exit_code == 0
-    assert f"schema version {len(store.MIGRATIONS)}" in second.output
+    assert f"schema version {len(storage.migrations.MIGRATIONS)}" in second.output
 
 
 def test_demo_loads_three_holders_and_no_secret_is_printed(runner, db):
     result = runner.invoke(args=["kamusm", "demo"])
     assert result.exit_code == 0 and "3 demo holders" in result.output
     assert SELIN["security_word"] not in result.output
-    assert store.find_holder(db, SELIN["identity"])["name"] == "Selin Yılmaz"
+    assert storage.holders.find_holder(db, SELIN["identity"])["name"] == "Selin Yılmaz"
 
 
 def test_demo_twice_does_not_duplicate(runner, db):

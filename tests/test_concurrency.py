@@ -1,7 +1,7 @@
 """Counters and single use hold when requests race (separate connections, real SQLite locking)."""
 import threading
 
-from kamusm import otp, reset, store
+from kamusm import otp, reset, storage
 from kamusm.auth import check_security_word
 from kamusm.errors import CodeExpired, CodeRejected, LoginFailed, TooSoon
 from tests.conftest import SELIN
@@ -32,12 +32,12 @@ def race(target, count=THREADS):
 
 
 def test_one_code_submitted_in_parallel_succeeds_once(app, db, clock):
-    holder_id = store.find_holder(db, SELIN["identity"])["id"]
+    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
     policy = otp.CodePolicy(300, 60, 5)
     code, _ = otp.issue_code(db, app.secret_key, holder_id, "attempt-1", policy, clock())
 
     def submit():
-        connection = store.connect(app.config["DATABASE"])
+        connection = storage.connect(app.config["DATABASE"])
         try:
             return otp.spend_code(connection, app.secret_key, "attempt-1", code, clock())
         except CodeRejected:
@@ -53,7 +53,7 @@ def test_parallel_wrong_words_count_every_failure(app, db, clock):
     hasher = app.extensions["kamusm.hasher"]
 
     def attempt():
-        connection = store.connect(app.config["DATABASE"])
+        connection = storage.connect(app.config["DATABASE"])
         try:
             check_security_word(connection, hasher, SELIN["identity"], "wrong-word", clock(), 10)
         except LoginFailed:
@@ -62,13 +62,13 @@ def test_parallel_wrong_words_count_every_failure(app, db, clock):
             connection.conn.close()
 
     assert race(attempt, 8) == ["failed"] * 8
-    assert store.find_holder(db, SELIN["identity"])["failed_logins"] == 8
+    assert storage.holders.find_holder(db, SELIN["identity"])["failed_logins"] == 8
 
 
 def race_on_connections(app, target, count=BURST):
     """race() with target(index, connection) on a connection per thread, all opened before the start,
     so the threads reach the database together, as requests in separate workers would."""
-    connections = [store.connect(app.config["DATABASE"]) for _ in range(count)]
+    connections = [storage.connect(app.config["DATABASE"]) for _ in range(count)]
     indexes = iter(range(count))
     lock = threading.Lock()
 
@@ -85,14 +85,14 @@ def race_on_connections(app, target, count=BURST):
 
 
 def audit_outcomes(db, holder_id):
-    return [(entry["event"], entry["outcome"]) for entry in store.audit_entries(db, holder_id)]
+    return [(entry["event"], entry["outcome"]) for entry in storage.audit_log.audit_entries(db, holder_id)]
 
 
 def test_a_burst_of_wrong_words_hashes_threshold_times_locks_once_and_refuses_the_right_word(app, db, clock):
     """30 wrong words at once, and the right word once their hashes have begun (one hashing thread,
     so they queue): 5 Argon2id checks in all, one lock with one lockout entry, the right word refused."""
     hasher = CountingHasher(slots=1)
-    holder_id = store.find_holder(db, SELIN["identity"])["id"]
+    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
 
     def attempt(index, connection):
         word = "wrong-word"
@@ -107,7 +107,7 @@ def test_a_burst_of_wrong_words_hashes_threshold_times_locks_once_and_refuses_th
 
     assert race_on_connections(app, attempt, BURST + 1) == ["failed"] * (BURST + 1)
     assert hasher.checks == THRESHOLD and hasher.pauses == BURST + 1 - THRESHOLD
-    holder = store.get_holder(db, holder_id)
+    holder = storage.holders.get_holder(db, holder_id)
     assert holder["failed_logins"] == THRESHOLD and holder["locked_until"] == clock() + 30
     outcomes = audit_outcomes(db, holder_id)
     assert outcomes.count(("login.word", "wrong_word")) == THRESHOLD
@@ -126,18 +126,18 @@ def spend(app, connection, attempt, code, now):
 
 
 def test_wrong_codes_in_parallel_get_three_tries_in_all(app, db, clock):
-    holder_id = store.find_holder(db, SELIN["identity"])["id"]
+    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
     code, _ = otp.issue_code(db, app.secret_key, holder_id, "attempt-1", otp.CodePolicy(300, 60, 5), clock())
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
 
     results = race_on_connections(app, lambda _, connection: spend(app, connection, "attempt-1", wrong, clock()))
     assert sorted(results) == ["expired"] * (BURST - 2) + ["rejected"] * 2
-    assert store.latest_code(db, "attempt-1")["wrong_tries"] == otp.MAX_WRONG_TRIES
+    assert storage.codes.latest_code(db, "attempt-1")["wrong_tries"] == otp.MAX_WRONG_TRIES
     assert spend(app, db, "attempt-1", code, clock()) == "expired"
 
 
 def test_parallel_sends_for_one_attempt_store_one_code(app, db, clock):
-    holder_id = store.find_holder(db, SELIN["identity"])["id"]
+    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
     policy = otp.CodePolicy(300, 60, 5)
 
     def send(_, connection):
@@ -148,11 +148,11 @@ def test_parallel_sends_for_one_attempt_store_one_code(app, db, clock):
         return "sent"
 
     assert sorted(race_on_connections(app, send)) == ["sent"] + ["too_soon"] * (BURST - 1)
-    assert store.count_codes_sent_since(db, holder_id, clock() - 3600) == 1
+    assert storage.codes.count_codes_sent_since(db, holder_id, clock() - 3600) == 1
 
 
 def test_parallel_sends_for_many_attempts_stop_at_the_hourly_cap(app, db, clock):
-    holder_id = store.find_holder(db, SELIN["identity"])["id"]
+    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
     policy = otp.CodePolicy(300, 60, 5)
 
     def send(index, connection):
@@ -163,18 +163,18 @@ def test_parallel_sends_for_many_attempts_stop_at_the_hourly_cap(app, db, clock)
         return "sent"
 
     assert sorted(race_on_connections(app, send)) == ["sent"] * 5 + ["too_soon"] * (BURST - 5)
-    assert store.count_codes_sent_since(db, holder_id, clock() - 3600) == 5
+    assert storage.codes.count_codes_sent_since(db, holder_id, clock() - 3600) == 5
 
 
 def test_parallel_reset_requests_issue_no_more_links_than_the_hourly_cap(app, db, clock):
-    holder_id = store.find_holder(db, SELIN["identity"])["id"]
+    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
     cap = reset.RESETS_PER_HOLDER_PER_HOUR
 
     def ask(_, connection):
         return "issued" if reset.request_reset(connection, SELIN["identity"], [], clock(), "127.0.0.1") else "none"
 
     assert sorted(race_on_connections(app, ask)) == ["issued"] * cap + ["none"] * (BURST - cap)
-    assert store.count_tokens_since(db, holder_id, reset.PURPOSE_RESET, clock() - 3600) == cap
+    assert storage.tokens.count_tokens_since(db, holder_id, reset.PURPOSE_RESET, clock() - 3600) == cap
     outcomes = audit_outcomes(db, holder_id)
     assert outcomes.count(("word.forgot", "link_issued")) == cap
     assert outcomes.count(("word.forgot", "capped")) == BURST - cap

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from kamusm import store
+from kamusm import storage
 from kamusm.db import ThreadConnections, connections
 
 
@@ -87,25 +87,25 @@ def level(connection) -> int:
 
 
 def test_ordinary_writes_commit_with_normal_and_durable_ones_with_full(db):
-    with store.write(db):
+    with storage.write(db):
         assert level(db) == 1  # NORMAL
-    with store.write(db, durable=True):
+    with storage.write(db, durable=True):
         assert level(db) == 2  # FULL: fsync before COMMIT returns
-        with store.write(db, durable=True):
+        with storage.write(db, durable=True):
             assert level(db) == 2
     assert level(db) == 1
 
 
 def test_a_durable_write_cannot_hide_inside_an_ordinary_one(db):
     with pytest.raises(RuntimeError, match="durable"):
-        with store.write(db):
-            with store.write(db, durable=True):
+        with storage.write(db):
+            with storage.write(db, durable=True):
                 pass
     assert not db.conn.in_transaction and level(db) == 1
 
 
 def test_a_writer_waits_for_the_lock_and_gets_it_when_freed(app, db):
-    holder = store.connect(app.config["DATABASE"])
+    holder = storage.connect(app.config["DATABASE"])
     holder.execute("BEGIN IMMEDIATE")
     released = threading.Event()
 
@@ -116,7 +116,7 @@ def test_a_writer_waits_for_the_lock_and_gets_it_when_freed(app, db):
     release = threading.Timer(0.3, let_go)
     release.start()
     try:
-        with store.write(db):
+        with storage.write(db):
             assert released.is_set()  # the lock came only after it was let go
             db.execute("UPDATE holders SET failed_logins = 1")
     finally:

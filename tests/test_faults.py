@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kamusm import store
+from kamusm import storage
 from kamusm.db import connections
 from kamusm.factory import create_app
 from tests.conftest import SELIN, AuthActions, csrf_token, load_demo
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_database_locked_past_the_busy_timeout_is_a_clear_503(client, app, db):
     token = csrf_token(client, "/forgot")
     before = connections(app).get()  # the test client's requests run in this thread
-    blocker = store.connect(app.config["DATABASE"])
+    blocker = storage.connect(app.config["DATABASE"])
     blocker.execute("BEGIN IMMEDIATE")
     try:
         response = client.post("/forgot", data={"csrf_token": token, "identity": SELIN["identity"]})
@@ -62,8 +62,8 @@ def test_slow_sms_gateway_times_out_with_a_clear_message(app_config, db):
         server.shutdown()
         server.server_close()
     assert response.status_code == 503 and "SMS şu anda gönderilemedi" in response.get_data(as_text=True)
-    connection = store.connect(app.config["DATABASE"])
-    outcomes = [row["outcome"] for row in store.audit_entries(connection) if row["event"] == "login.sms"]
+    connection = storage.connect(app.config["DATABASE"])
+    outcomes = [row["outcome"] for row in storage.audit_log.audit_entries(connection) if row["event"] == "login.sms"]
     connection.conn.close()
     assert outcomes == ["gateway_failed"]
 
@@ -137,7 +137,7 @@ def test_disk_full_is_a_clear_503_and_recovers(small_disk):
     assert response.status_code == 503 and "Hiçbir bilginiz değişmedi" in response.get_data(as_text=True)
     filler.unlink()
     assert forgot_status(client, token) == 200
-    connection = store.connect(app.config["DATABASE"])
+    connection = storage.connect(app.config["DATABASE"])
     assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     connection.conn.close()
 

@@ -7,7 +7,7 @@ import socket
 import pytest
 from aiosmtpd.controller import Controller
 
-from kamusm import mail, store
+from kamusm import mail, storage
 from kamusm.factory import create_app
 from kamusm.mail import MailFailed, SmtpMail, SmtpSettings
 from tests.conftest import SELIN, AuthActions, csrf_token, load_demo
@@ -136,7 +136,7 @@ def test_smtp_down_loses_nothing(app_config, smtp_server):
         from kamusm.db import get_db
         db = get_db()
         row = next(iter(db.query("SELECT * FROM mail_queue")))
-        events = [(entry["event"], entry["outcome"]) for entry in store.audit_entries(db)]
+        events = [(entry["event"], entry["outcome"]) for entry in storage.audit_log.audit_entries(db)]
     assert row["sent_at"] is None and row["failed_at"] is not None and "/reset/" in row["body"]
     assert ("mail.sent", "failed") in events
     up = smtp_app(app_config, smtp_server.port)

@@ -31,7 +31,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from kamusm import certificates, reset, store
+from kamusm import certificates, reset, storage
 from kamusm.contact import normalize_email, normalize_phone
 from kamusm.errors import ValidationError
 from kamusm.factory import MAX_REQUEST_BYTES
@@ -294,7 +294,7 @@ def test_forgot_form(portal, pairs, htmx):
 
 def _fresh_reset_link(portal: Portal) -> tuple[str, dict]:
     def issue(db):
-        holder = store.find_holder(db, SELIN["identity"])
+        holder = storage.holders.find_holder(db, SELIN["identity"])
         return reset.issue_link_token(db, holder["id"], reset.PURPOSE_RESET, portal.app.config["CLOCK"]()), holder
     return portal.db_call(issue)
 
@@ -540,8 +540,8 @@ def with_ca(app):
 
 def _certificate_id(portal: Portal) -> str:
     def own(db):
-        holder = store.find_holder(db, SELIN["identity"])
-        return store.holder_certificates(db, holder["id"])[-1]["id"]
+        holder = storage.holders.find_holder(db, SELIN["identity"])
+        return storage.certificates.holder_certificates(db, holder["id"])[-1]["id"]
     return str(portal.db_call(own))
 
 

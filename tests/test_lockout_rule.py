@@ -1,7 +1,7 @@
 """The lockout reservation rule with a fixed clock: plain functions on a real SQLite file, no Flask."""
 import pytest
 
-from kamusm import store
+from kamusm import storage
 from kamusm.auth import Reservation, lock_seconds, reserve_attempt
 
 THRESHOLD = 5
@@ -10,20 +10,20 @@ NOW = 1_700_000_000.0
 
 @pytest.fixture
 def db(tmp_path):
-    connection = store.connect(tmp_path / "kamusm.db")
-    store.migrate(connection)
+    connection = storage.connect(tmp_path / "kamusm.db")
+    storage.migrations.migrate(connection)
     yield connection
     connection.conn.close()
 
 
 @pytest.fixture
 def holder_id(db):
-    return store.upsert_holder(db, {"identity": "LOCKRULE1", "name": "Deniz Ak", "phone": "+905430000099",
+    return storage.holders.upsert_holder(db, {"identity": "LOCKRULE1", "name": "Deniz Ak", "phone": "+905430000099",
                                     "email": "deniz.ak@demo.edu.tr", "word_hash": None}, NOW)
 
 
 def holder(db, holder_id):
-    return store.get_holder(db, holder_id)
+    return storage.holders.get_holder(db, holder_id)
 
 
 @pytest.mark.parametrize(("failures", "seconds"), [
@@ -65,11 +65,11 @@ def test_each_lock_that_runs_out_lets_one_attempt_through_and_the_waits_grow_to_
 def test_a_success_clears_the_count_and_the_lock_its_own_reservation_set(db, holder_id):
     for _ in range(THRESHOLD):
         reserve_attempt(db, holder_id, NOW, THRESHOLD)  # the last one was the right word
-    store.clear_login_failures(db, holder_id)
+    storage.holders.clear_login_failures(db, holder_id)
     assert reserve_attempt(db, holder_id, NOW, THRESHOLD) == Reservation(1, 0, 0.0)
 
 
 def test_an_administrators_lock_refuses_every_attempt(db, holder_id):
-    store.lock_holder(db, holder_id, NOW + 10 * 365 * 24 * 3600)
+    storage.holders.lock_holder(db, holder_id, NOW + 10 * 365 * 24 * 3600)
     assert reserve_attempt(db, holder_id, NOW, THRESHOLD) is None
     assert holder(db, holder_id)["failed_logins"] == 0

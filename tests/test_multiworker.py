@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from kamusm import serve, store, vault
+from kamusm import serve, storage, vault
 from kamusm.auth import LOCK_BASE_SECONDS
 from kamusm.db import get_db
 from kamusm.demo import DEMO_HOLDERS, load_demo_holders
@@ -219,13 +219,13 @@ def server(redis_url, instance, tmp_path_factory):
 
 @pytest.fixture
 def db(server):
-    connection = store.connect(server["instance"] / "kamusm.db")
+    connection = storage.connect(server["instance"] / "kamusm.db")
     yield connection
     connection.conn.close()
 
 
 def holder_row(db, identity: str) -> dict:
-    return store.find_holder(db, identity)
+    return storage.holders.find_holder(db, identity)
 
 
 def pids_for(log: Path, source: str, path: str) -> set[str]:
@@ -272,7 +272,7 @@ def test_burst_of_wrong_words_loses_no_update(server, db):
                             for b, f in zip(browsers, forms, strict=True)])
     assert statuses == [401] * 12
     holder = holder_row(db, KEMAL["identity"])
-    entries = list(store.audit_entries(db, holder["id"]))
+    entries = list(storage.audit_log.audit_entries(db, holder["id"]))
     wrong = [entry for entry in entries if entry["event"] == "login.word" and entry["outcome"] == "wrong_word"]
     locked = [entry for entry in entries if entry["event"] == "login.word" and entry["outcome"] == "locked"]
     assert holder["failed_logins"] == len(wrong) >= LOCKOUT_THRESHOLD
@@ -286,7 +286,7 @@ def add_holder(db, identity: str, phone: str, word: str) -> int:
     the server's Argon2id costs (the defaults)."""
     record = {"identity": identity, "name": "Deniz Ak", "phone": phone, "email": f"{identity.lower()}@demo.edu.tr",
               "word_hash": WordHasher(19456, 2, 1).hash(word)}
-    return store.upsert_holder(db, record, time.time())
+    return storage.holders.upsert_holder(db, record, time.time())
 
 
 def wait_until(check, what: str) -> None:
@@ -308,9 +308,9 @@ def test_a_burst_of_wrong_words_across_workers_is_hashed_threshold_times_and_loc
     started = time.time()
 
     def right_word_behind_them():
-        watcher = store.connect(server["instance"] / "kamusm.db")
+        watcher = storage.connect(server["instance"] / "kamusm.db")
         try:
-            wait_until(lambda: store.get_holder(watcher, holder_id)["failed_logins"] >= LOCKOUT_THRESHOLD,
+            wait_until(lambda: storage.holders.get_holder(watcher, holder_id)["failed_logins"] >= LOCKOUT_THRESHOLD,
                        "five counted attempts")
         finally:
             watcher.conn.close()
@@ -320,12 +320,12 @@ def test_a_burst_of_wrong_words_across_workers_is_hashed_threshold_times_and_loc
     answers = in_parallel(calls + [right_word_behind_them])
     assert [status for status, _, _ in answers] == [401] * (BURST + 1)
     assert all(LOGIN_FAILED in page for _, _, page in answers)
-    outcomes = [(entry["event"], entry["outcome"]) for entry in store.audit_entries(db, holder_id)]
+    outcomes = [(entry["event"], entry["outcome"]) for entry in storage.audit_log.audit_entries(db, holder_id)]
     assert outcomes.count(("login.word", "wrong_word")) == LOCKOUT_THRESHOLD
     assert outcomes.count(("login.lockout", "locked")) == 1
     assert outcomes.count(("login.word", "locked")) == BURST + 1 - LOCKOUT_THRESHOLD
     assert ("login.word", "ok") not in outcomes
-    holder = store.get_holder(db, holder_id)
+    holder = storage.holders.get_holder(db, holder_id)
     assert holder["failed_logins"] == LOCKOUT_THRESHOLD
     assert started + LOCK_BASE_SECONDS - 1 <= holder["locked_until"] <= time.time() + LOCK_BASE_SECONDS
     assert len(set().union(*(pids_for(server["log"], b.source, "/login") for b in browsers))) >= 2
@@ -346,17 +346,18 @@ def test_bursts_of_sms_sends_and_wrong_codes_across_workers_get_one_sms_and_thre
     clones = [clone(index) for index in range(30)]
     statuses = in_parallel([lambda c=c: c.request("POST", "/login/sms", form)[0] for c in clones])
     assert sorted(statuses) == [303] + [429] * 29
-    assert [message["recipient"] for message in store.latest_outbox(db, "sms", 100)].count("+905430000092") == 1
-    assert store.count_codes_sent_since(db, holder_id, 0) == 1
+    recipients = [message["recipient"] for message in storage.outbox.latest_outbox(db, "sms", 100)]
+    assert recipients.count("+905430000092") == 1
+    assert storage.codes.count_codes_sent_since(db, holder_id, 0) == 1
     assert len(set().union(*(pids_for(server["log"], c.source, "/login/sms") for c in clones))) >= 2
 
-    body = store.latest_outbox(db, "sms", 1)[0]["body"]
+    body = storage.outbox.latest_outbox(db, "sms", 1)[0]["body"]
     code = re.search(r"\b(\d{6})\b", body).group(1)
     form = {"csrf_token": browser.token("/login/code"), "code": f"{(int(code) + 1) % 1_000_000:06d}"}
     statuses = in_parallel([lambda c=c: c.request("POST", "/login/code", form)[0] for c in clones])
     assert statuses == [422] * 30
     attempt = next(iter(db.query("SELECT attempt FROM sms_codes WHERE holder_id = ?", [holder_id])))["attempt"]
-    assert store.latest_code(db, attempt)["wrong_tries"] == 3
+    assert storage.codes.latest_code(db, attempt)["wrong_tries"] == 3
     status, location, _ = browser.request("POST", "/login/code", {**form, "code": code})
     assert (status, location) != (303, "/menu")
 
@@ -366,7 +367,7 @@ def test_one_code_submitted_in_parallel_opens_the_menu_once(server, db):
     browser = Browser(port, "127.0.3.1")
     assert browser.request("POST", "/login", browser.login_form(AYSE["identity"], AYSE["security_word"]))[0] == 303
     assert browser.request("POST", "/login/sms", {"csrf_token": browser.token("/login/sms")})[0] == 303
-    body = store.latest_outbox(db, "sms", 1)[0]["body"]
+    body = storage.outbox.latest_outbox(db, "sms", 1)[0]["body"]
     code = re.search(r"\b(\d{6})\b", body).group(1)
     form = {"csrf_token": browser.token("/login/code"), "code": code}
     cookies = dict(browser.cookies)
@@ -386,7 +387,7 @@ def test_one_code_submitted_in_parallel_opens_the_menu_once(server, db):
         if clone is not winners[0]:
             assert clone.request("GET", "/menu")[0] != 200
     holder = holder_row(db, AYSE["identity"])
-    logins = [entry for entry in store.audit_entries(db, holder["id"]) if entry["event"] == "login"]
+    logins = [entry for entry in storage.audit_log.audit_entries(db, holder["id"]) if entry["event"] == "login"]
     assert len(logins) == 1
 
 

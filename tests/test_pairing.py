@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from kamusm import pairing, sealing, store
+from kamusm import pairing, sealing, storage
 from kamusm.errors import ValidationError
 from kamusm.helper.dist import wheel_filename
 from kamusm.sessions import COOKIE_NAME
@@ -35,8 +35,13 @@ def ask_seal(client, key=HELPER_PUBLIC, serial=SELIN["card_serial"]):
     return post(client, "/unlock", new_pin="582046", new_pin_confirm="582046", card_serial=serial, helper_key=key)
 
 
+def selin_id(db) -> int:
+    return storage.holders.find_holder(db, SELIN["identity"])["id"]
+
+
 def events(db, prefix="unlock."):
-    return [(row["event"], row["outcome"]) for row in store.audit_entries(db) if row["event"].startswith(prefix)]
+    return [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(db)
+            if row["event"].startswith(prefix)]
 
 
 def state_of(client, **facts):
@@ -117,14 +122,14 @@ def test_pairing_pins_the_key_and_tells_the_phone(client, app, auth, db):
     assert started.status_code == 200 and code not in started.get_data(as_text=True)
     paired = post(client, "/unlock/pair", pairing_code=f"{code[:3]} {code[3:]}", helper_key=HELPER_PUBLIC)
     assert paired.status_code == 200 and paired.json["fingerprint"] == pairing.key_fingerprint(HELPER_PUBLIC)
-    row = store.find_helper_key(db, store.find_holder(db, SELIN["identity"])["id"], HELPER_PUBLIC)
+    row = storage.helper_keys.find_helper_key(db, selin_id(db), HELPER_PUBLIC)
     assert row["name"] == "ofis-pc" and row["fingerprint"] == paired.json["fingerprint"]
-    notice = store.latest_outbox(db, "sms", 1)[0]
+    notice = storage.outbox.latest_outbox(db, "sms", 1)[0]
     assert notice["recipient"] == SELIN["phone"] and paired.json["fingerprint"] in notice["body"]
     assert ("unlock.pair", "ok") in events(db) and ("unlock.pair_notice", "sent") in events(db)
     assert ask_seal(client).status_code == 200
     assert ("unlock.seal", "ok") in events(db)
-    assert not any(code in str(entry["detail"]) for entry in store.audit_entries(db))
+    assert not any(code in str(entry["detail"]) for entry in storage.audit_log.audit_entries(db))
 
 
 def test_a_code_works_once(client, app, auth, db):
@@ -158,7 +163,7 @@ def test_three_wrong_codes_end_the_pairing(client, app, auth, db):
     post(client, "/unlock/pair", pairing_code=wrong, helper_key=HELPER_PUBLIC)
     right = post(client, "/unlock/pair", pairing_code=code, helper_key=HELPER_PUBLIC)
     assert right.status_code == 422
-    assert store.holder_helper_keys(db, store.find_holder(db, SELIN["identity"])["id"]) == []
+    assert storage.helper_keys.holder_helper_keys(db, selin_id(db)) == []
     assert events(db).count(("unlock.pair", "wrong_code")) == 2
 
 
@@ -168,7 +173,7 @@ def test_a_code_is_bound_to_the_key_it_was_sealed_for(client, app, auth, db):
     started = start_pairing(client)
     stolen = post(client, "/unlock/pair", pairing_code=shown_code(started, app), helper_key=public_of(ATTACKER_KEY))
     assert stolen.status_code == 422
-    assert store.holder_helper_keys(db, store.find_holder(db, SELIN["identity"])["id"]) == []
+    assert storage.helper_keys.holder_helper_keys(db, selin_id(db)) == []
 
 
 def test_a_code_is_bound_to_the_session(client, app, auth, db):
@@ -215,11 +220,14 @@ def test_parallel_guesses_never_exceed_the_tries(app, auth, client, db):
 
 def test_a_try_is_reserved_in_the_database(app, db, clock):
     """The guard itself: whatever a request read before, the conditional UPDATE refuses a fourth try."""
-    holder_id = store.find_holder(db, SELIN["identity"])["id"]
-    pairing_id = store.start_pairing(db, holder_id, "attempt", HELPER_PUBLIC, "pc", "mac", clock(), clock() + 120)
-    reserved = [store.reserve_pairing_try(db, pairing_id, clock(), pairing.PAIRING_MAX_TRIES) for _ in range(5)]
+    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    pairing_id = storage.helper_keys.start_pairing(db, holder_id, "attempt", HELPER_PUBLIC, "pc", "mac", clock(),
+                                                   clock() + 120)
+    reserved = [storage.helper_keys.reserve_pairing_try(db, pairing_id, clock(), pairing.PAIRING_MAX_TRIES)
+                for _ in range(5)]
     assert reserved == [1, 2, 3, None, None]
-    assert store.claim_pairing(db, pairing_id, clock()) and not store.claim_pairing(db, pairing_id, clock())
+    assert storage.helper_keys.claim_pairing(db, pairing_id, clock())
+    assert not storage.helper_keys.claim_pairing(db, pairing_id, clock())
 
 
 @pytest.mark.parametrize("typed", ["", "12345", "1234567", "abcdef", "١٢٣٤٥٦", "12 34 5"])
@@ -245,7 +253,7 @@ def test_the_holder_sees_and_removes_paired_helpers(client, app, auth, db):
     page = client.get("/unlock/state", query_string=facts(), headers={"HX-Request": "true"}).get_data(as_text=True)
     fingerprint = pairing.key_fingerprint(HELPER_PUBLIC)
     assert fingerprint in page and "ofis-pc" in page
-    key_id = store.holder_helper_keys(db, store.find_holder(db, SELIN["identity"])["id"])[0]["id"]
+    key_id = storage.helper_keys.holder_helper_keys(db, selin_id(db))[0]["id"]
     removed = post(client, f"/unlock/helpers/{key_id}/delete")
     assert removed.status_code == 303 and removed.headers["Location"] == "/unlock"
     assert ("unlock.helper_removed", "ok") in events(db)
@@ -256,11 +264,11 @@ def test_the_holder_sees_and_removes_paired_helpers(client, app, auth, db):
 def test_a_holder_cannot_remove_someone_elses_helper(client, app, auth, db):
     auth.login()
     pair_helper(client, app)
-    key_id = store.holder_helper_keys(db, store.find_holder(db, SELIN["identity"])["id"])[0]["id"]
+    key_id = storage.helper_keys.holder_helper_keys(db, selin_id(db))[0]["id"]
     other = app.test_client()
     AuthActions(other, app).login(KEMAL["identity"], KEMAL["security_word"])
     assert post(other, f"/unlock/helpers/{key_id}/delete").status_code == 404
-    assert len(store.holder_helper_keys(db, store.find_holder(db, SELIN["identity"])["id"])) == 1
+    assert len(storage.helper_keys.holder_helper_keys(db, selin_id(db))) == 1
 
 
 def test_each_state_over_http(client, app, auth):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kamusm import store
+from kamusm import storage
 from tests.conftest import KEMAL, SELIN, AuthActions, csrf_token, latest_code
 
 
@@ -83,8 +83,8 @@ def test_delete_needs_confirmation(client, auth, db):
     response = post(client, "/pin-puk/delete")
     assert response.status_code == 422
     assert "kutuyu işaretleyerek" in response.get_data(as_text=True)
-    holder_id = store.find_holder(db, SELIN["identity"])["id"]
-    assert len(store.card_secrets(db, holder_id, SELIN["card_serial"])) == 2
+    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    assert len(storage.vault.card_secrets(db, holder_id, SELIN["card_serial"])) == 2
 
 
 def test_delete_is_for_good(client, auth, db, app):
@@ -93,22 +93,23 @@ def test_delete_is_for_good(client, auth, db, app):
     assert response.status_code == 303 and response.headers["Location"] == "/pin-puk"
     page = client.get("/pin-puk").get_data(as_text=True)
     assert "kalıcı olarak silindi" in page and "Parolalarımı Sil" not in page
-    holder_id = store.find_holder(db, SELIN["identity"])["id"]
-    assert store.card_secrets(db, holder_id, SELIN["card_serial"]) == []
-    assert store.get_data_key(db, holder_id) is None
+    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    assert storage.vault.card_secrets(db, holder_id, SELIN["card_serial"]) == []
+    assert storage.vault.get_data_key(db, holder_id) is None
     revealed = post(client, "/pin-puk/reveal").get_data(as_text=True)
     assert SELIN["pin"] not in revealed
     assert post(client, "/pin-puk/save").status_code == 409
-    events = [(row["event"], row["outcome"]) for row in store.audit_entries(db)]
+    events = [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(db)]
     assert ("pinpuk.delete", "ok") in events
 
 
 def secrets_left(db) -> int:
-    return len(store.card_secrets(db, store.find_holder(db, SELIN["identity"])["id"], SELIN["card_serial"]))
+    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    return len(storage.vault.card_secrets(db, holder_id, SELIN["card_serial"]))
 
 
 def sms_sent(db) -> int:
-    return len(store.latest_outbox(db, "sms", 100))
+    return len(storage.outbox.latest_outbox(db, "sms", 100))
 
 
 def test_delete_later_asks_for_a_fresh_code_first(client, auth, clock, app, db):
@@ -123,8 +124,9 @@ def test_delete_later_asks_for_a_fresh_code_first(client, auth, clock, app, db):
     assert sms_sent(db) == sent + 1 and secrets_left(db) == 2
     deleted = post(client, "/pin-puk/delete", code=latest_code(app), confirm="yes")
     assert deleted.status_code == 303 and deleted.headers["Location"] == "/pin-puk"
-    assert secrets_left(db) == 0 and store.get_data_key(db, store.find_holder(db, SELIN["identity"])["id"]) is None
-    events = [(row["event"], row["outcome"]) for row in store.audit_entries(db)]
+    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    assert secrets_left(db) == 0 and storage.vault.get_data_key(db, holder_id) is None
+    events = [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(db)]
     stepped = events.index(("pinpuk.delete", "stepup"))
     assert events[stepped:] == [("pinpuk.delete", "stepup"), ("stepup.sms", "sent"), ("stepup.code", "ok"),
                                 ("pinpuk.delete", "ok")]
@@ -160,7 +162,7 @@ def test_a_wrong_code_deletes_nothing(client, auth, clock, app, db):
     page = wrong.get_data(as_text=True)
     assert wrong.status_code == 422 and 'id="pin_puk_stepup"' in page and 'action="/pin-puk/delete"' in page
     assert secrets_left(db) == 2
-    rejected = [row for row in store.audit_entries(db) if row["event"] == "stepup.code"]
+    rejected = [row for row in storage.audit_log.audit_entries(db) if row["event"] == "stepup.code"]
     assert rejected[-1]["outcome"] == "rejected" and "pinpuk.delete" in rejected[-1]["detail"]
     assert post(client, "/pin-puk/delete", code="12345", confirm="yes").status_code == 422  # malformed
     assert secrets_left(db) == 2
@@ -192,13 +194,13 @@ def test_reveal_and_save_are_audited_without_secrets(client, auth, db):
     auth.login()
     post(client, "/pin-puk/reveal")
     post(client, "/pin-puk/save")
-    rows = list(store.audit_entries(db))
+    rows = list(storage.audit_log.audit_entries(db))
     assert {"pinpuk.reveal", "pinpuk.save"} <= {row["event"] for row in rows}
     assert not any(SELIN["pin"] in str(row) for row in rows)
 
 
 def test_stale_pin_notice(client, auth, db, clock):
-    store.mark_pin_replaced(db, SELIN["card_serial"], clock())
+    storage.cards.mark_pin_replaced(db, SELIN["card_serial"], clock())
     auth.login()
     page = client.get("/pin-puk").get_data(as_text=True)
     assert "artık geçerli değildir" in page

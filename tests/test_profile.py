@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from kamusm import reset, store
+from kamusm import reset, storage
 from kamusm.factory import create_app
 from tests.conftest import SELIN, AuthActions, csrf_token, load_demo
 
@@ -19,7 +19,7 @@ def post(client, **data):
 def outbox(app, kind):
     with app.app_context():
         from kamusm.db import get_db
-        return store.latest_outbox(get_db(), kind)
+        return storage.outbox.latest_outbox(get_db(), kind)
 
 
 def code_sent_to(app, phone):
@@ -28,7 +28,7 @@ def code_sent_to(app, phone):
 
 
 def holder(db):
-    return store.find_holder(db, SELIN["identity"])
+    return storage.holders.find_holder(db, SELIN["identity"])
 
 
 def link_to(app, recipient):
@@ -38,11 +38,11 @@ def link_to(app, recipient):
 
 
 def audited(db, event):
-    return [row["outcome"] for row in store.audit_entries(db) if row["event"] == event]
+    return [row["outcome"] for row in storage.audit_log.audit_entries(db) if row["event"] == event]
 
 
 def refusals(db, event):
-    return [json.loads(row["detail"])["reason"] for row in store.audit_entries(db)
+    return [json.loads(row["detail"])["reason"] for row in storage.audit_log.audit_entries(db)
             if row["event"] == event and row["outcome"] == "refused"]
 
 

@@ -1,13 +1,13 @@
 """One-time links that set a security word (activation now; the forgot mail reuses them)."""
 import pytest
 
-from kamusm import reset, store
+from kamusm import reset, storage
 from tests.conftest import SELIN, AuthActions, csrf_token
 
 
 @pytest.fixture
 def selin(db):
-    return store.find_holder(db, SELIN["identity"])
+    return storage.holders.find_holder(db, SELIN["identity"])
 
 
 def link(db, holder, clock, purpose=reset.PURPOSE_RESET):

@@ -1,6 +1,6 @@
 """`kamusm import`: all rows or none, every bad line named, re-import updates."""
 
-from kamusm import store, vault
+from kamusm import storage, vault
 from kamusm.factory import create_app
 from tests.conftest import csrf_token
 
@@ -21,7 +21,7 @@ def test_good_import(runner, db, tmp_path, app):
     result = runner.invoke(args=["kamusm", "import", write(tmp_path, *GOOD)])
     assert result.exit_code == 0, result.output
     assert "2 row(s) imported" in result.output and "1 holder(s) without a security word" in result.output
-    deniz = store.find_holder(db, "10000000450")
+    deniz = storage.holders.find_holder(db, "10000000450")
     assert deniz["word_hash"] is None and deniz["phone"] == "+905430000010"
     with app.app_context():
         assert vault.read_secrets(db, vault.app_keyring(), deniz["id"], "15000010") == {"pin": "123456",
@@ -45,7 +45,7 @@ def test_bad_rows_import_nothing_and_are_each_named(runner, db, tmp_path):
     assert "pin must be 4 to 8 digits" in output and "puk must be 8 digits" in output
     assert "line 5: email is not an e-mail address" in output
     assert "line 2" not in output
-    assert store.find_holder(db, "10000000450") is None
+    assert storage.holders.find_holder(db, "10000000450") is None
 
 
 def test_email_domain_is_checked(app_config, tmp_path):
@@ -73,7 +73,7 @@ def test_reimport_updates_and_never_duplicates(runner, db, tmp_path, app):
     holders = db.execute("SELECT count(*) FROM holders WHERE identity IN ('10000000450', '10000000528')")
     assert holders.fetchone()[0] == 2
     assert db.execute("SELECT count(*) FROM cards WHERE serial IN ('15000010', '15000011')").fetchone()[0] == 2
-    deniz = store.find_holder(db, "10000000450")
+    deniz = storage.holders.find_holder(db, "10000000450")
     assert deniz["phone"] == "+905439999999"
     with app.app_context():
         assert vault.read_secrets(db, vault.app_keyring(), deniz["id"], "15000010")["pin"] == "654321"
@@ -91,5 +91,5 @@ def test_imported_holder_without_word_activates_by_link(runner, app, tmp_path, d
     done = client.post(path, data={"csrf_token": token, "security_word": "mavi-gokyuzu-kumsal",
                                    "security_word_confirm": "mavi-gokyuzu-kumsal"})
     assert done.status_code == 200 and "kaydedildi" in done.get_data(as_text=True)
-    assert store.find_holder(db, "10000000450")["word_hash"].startswith("$argon2id$")
+    assert storage.holders.find_holder(db, "10000000450")["word_hash"].startswith("$argon2id$")
     assert client.get(path).status_code == 404

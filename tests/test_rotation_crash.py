@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from kamusm import store, vault
+from kamusm import storage, vault
 
 HOLDERS = 3000
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def fill_vault(db, instance: Path) -> None:
     keyring = vault.load_keyring(instance)
-    with store.write(db, durable=True):
+    with storage.write(db, durable=True):
         for number in range(HOLDERS):
-            holder_id = store.upsert_holder(db, {"identity": f"P{number:08d}", "name": "Test Holder",
+            holder_id = storage.holders.upsert_holder(db, {"identity": f"P{number:08d}", "name": "Test Holder",
                                                  "phone": "+905430000099", "email": "t@demo.edu.tr",
                                                  "word_hash": None}, 0.0)
             vault.store_secrets(db, keyring, holder_id, f"S{number:08d}", {"pin": f"{number:06d}"})
@@ -25,7 +25,7 @@ def fill_vault(db, instance: Path) -> None:
 def all_readable(db, instance: Path) -> bool:
     keyring = vault.load_keyring(instance)
     for number in (0, HOLDERS // 2, HOLDERS - 1):
-        holder_id = store.find_holder(db, f"P{number:08d}")["id"]
+        holder_id = storage.holders.find_holder(db, f"P{number:08d}")["id"]
         assert vault.read_secrets(db, keyring, holder_id, f"S{number:08d}") == {"pin": f"{number:06d}"}
     for row in db.query("SELECT holder_id, wrapped_key, kek_id FROM data_keys"):
         vault.unwrap_key(keyring.find(row["kek_id"]), row["wrapped_key"], row["holder_id"])
@@ -60,7 +60,7 @@ def test_kill_during_rotation_loses_nothing(app, db):
         time.sleep(0.005)
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL, "the rotation finished before it could be killed"
-    total = store.count_data_keys(db)
+    total = storage.vault.count_data_keys(db)
     assert 20 <= rotated < total
     assert all_readable(db, instance)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -70,5 +70,5 @@ def test_kill_during_rotation_loses_nothing(app, db):
     assert finish.returncode == 0, finish.stderr
     keyring = vault.load_keyring(instance)
     assert keyring.current_id != old_id and keyring.others == ()
-    assert store.data_keys_not_under(db, keyring.current_id) == []
+    assert storage.vault.data_keys_not_under(db, keyring.current_id) == []
     assert all_readable(db, instance)

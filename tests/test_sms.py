@@ -5,7 +5,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from kamusm import store
+from kamusm import storage
 from kamusm.errors import SmsFailed
 from kamusm.factory import create_app
 from kamusm.sms import ConsoleSms, HttpSms
@@ -116,7 +116,7 @@ def test_failing_gateway_gives_a_clear_message_and_is_audited(app_config, gatewa
     assert "SMS şu anda gönderilemedi" in response.get_data(as_text=True)
     with app.app_context():
         from kamusm.db import get_db
-        events = [(row["event"], row["outcome"]) for row in store.audit_entries(get_db())]
+        events = [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(get_db())]
     assert ("login.sms", "gateway_failed") in events
     # The failed code was withdrawn: no cool-down, and the next try goes through.
     assert auth.send_sms().headers["Location"] == "/login/code"

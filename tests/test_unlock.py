@@ -2,7 +2,7 @@
 seal, caps, outcome."""
 import pytest
 
-from kamusm import sealing, store
+from kamusm import sealing, storage
 from kamusm.errors import ValidationError
 from kamusm.unlock import SEALS_PER_DAY, check_new_pin
 from tests.conftest import KEMAL, SELIN, AuthActions
@@ -58,7 +58,7 @@ def test_seal_opens_only_in_the_helper_for_that_card(client, app, auth, clock, d
     assert opened.secret == SELIN["puk"] and opened.seal_id == response.json["seal_id"]
     with pytest.raises(sealing.SealError):
         sealing.open_seal(HELPER_KEY, response.json["sealed_puk"], KEMAL["card_serial"], clock())
-    events = [(row["event"], row["outcome"]) for row in store.audit_entries(db)]
+    events = [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(db)]
     assert ("unlock.seal", "ok") in events
 
 
@@ -111,16 +111,16 @@ def test_successful_unblock_makes_the_stored_pin_stale(client, auth, db):
     auth.login()
     response = post(client, "/unlock/result", op="unblock", outcome="ok", card_serial=SELIN["card_serial"])
     assert response.status_code == 200 and "kilidi çözüldü" in response.json["message"]
-    assert store.find_card(db, SELIN["card_serial"])["pin_replaced_at"] is not None
+    assert storage.cards.find_card(db, SELIN["card_serial"])["pin_replaced_at"] is not None
     assert "artık geçerli değildir" in client.get("/pin-puk").get_data(as_text=True)
-    assert ("unlock.unblock", "ok") in [(row["event"], row["outcome"]) for row in store.audit_entries(db)]
+    assert ("unlock.unblock", "ok") in [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(db)]
 
 
 def test_failed_outcome_changes_nothing(client, auth, db):
     auth.login()
     response = post(client, "/unlock/result", op="unblock", outcome="wrong_puk", card_serial=SELIN["card_serial"])
     assert response.status_code == 200 and "PUK" in response.json["message"]
-    assert store.find_card(db, SELIN["card_serial"])["pin_replaced_at"] is None
+    assert storage.cards.find_card(db, SELIN["card_serial"])["pin_replaced_at"] is None
 
 
 @pytest.mark.parametrize(("op", "outcome"), [("format", "ok"), ("unblock", "pwned"), ("", "")])

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kamusm import store, vault
+from kamusm import storage, vault
 from kamusm.vault import Keyring, VaultError
 from tests.conftest import KEMAL, SELIN
 
@@ -20,7 +20,7 @@ def keyring(app):
 def holders(db):
     ids = {}
     for holder in (SELIN, KEMAL):
-        ids[holder["identity"]] = store.find_holder(db, holder["identity"])["id"]
+        ids[holder["identity"]] = storage.holders.find_holder(db, holder["identity"])["id"]
     return ids
 
 
@@ -33,7 +33,7 @@ def test_round_trip(db, keyring, holders):
 def test_ciphertext_holds_no_plaintext(db, keyring, holders):
     holder_id = holders[SELIN["identity"]]
     vault.store_secrets(db, keyring, holder_id, "99000001", {"pin": "123456", "puk": "87654321"})
-    raw = b"".join(row["sealed"] for row in store.card_secrets(db, holder_id, "99000001"))
+    raw = b"".join(row["sealed"] for row in storage.vault.card_secrets(db, holder_id, "99000001"))
     assert b"123456" not in raw and b"87654321" not in raw
     with open(db.conn.execute("PRAGMA database_list").fetchone()[2], "rb") as handle:
         assert b"87654321" not in handle.read()
@@ -44,7 +44,7 @@ def test_nonces_are_never_reused(db, keyring, holders):
     seen = set()
     for _ in range(50):
         vault.store_secrets(db, keyring, holder_id, "99000001", {"pin": "123456"})
-        seen.add(store.card_secrets(db, holder_id, "99000001")[0]["sealed"][:12])
+        seen.add(storage.vault.card_secrets(db, holder_id, "99000001")[0]["sealed"][:12])
     assert len(seen) == 50
 
 
@@ -59,19 +59,19 @@ def test_swapped_rows_fail(db, keyring, holders):
     selin, kemal = holders[SELIN["identity"]], holders[KEMAL["identity"]]
     vault.store_secrets(db, keyring, selin, "99000001", {"pin": "111111", "puk": "11111111"})
     vault.store_secrets(db, keyring, kemal, "99000002", {"pin": "222222"})
-    sealed_pin = store.card_secrets(db, selin, "99000001")[0]["sealed"]
-    sealed_puk = store.card_secrets(db, selin, "99000001")[1]["sealed"]
+    sealed_pin = storage.vault.card_secrets(db, selin, "99000001")[0]["sealed"]
+    sealed_puk = storage.vault.card_secrets(db, selin, "99000001")[1]["sealed"]
     # the PIN row's ciphertext put in the PUK field of the same card
-    store.save_secret(db, selin, "99000001", "puk", sealed_pin)
+    storage.vault.save_secret(db, selin, "99000001", "puk", sealed_pin)
     with pytest.raises(VaultError):
         vault.read_secrets(db, keyring, selin, "99000001")
-    store.save_secret(db, selin, "99000001", "puk", sealed_puk)
+    storage.vault.save_secret(db, selin, "99000001", "puk", sealed_puk)
     # Selin's ciphertext moved under another card serial of hers
-    store.save_secret(db, selin, "99000009", "pin", sealed_pin)
+    storage.vault.save_secret(db, selin, "99000009", "pin", sealed_pin)
     with pytest.raises(VaultError):
         vault.read_secrets(db, keyring, selin, "99000009")
     # Selin's wrapped data key given to Kemal
-    store.save_data_key(db, kemal, store.get_data_key(db, selin)["wrapped_key"], keyring.current_id)
+    storage.vault.save_data_key(db, kemal, storage.vault.get_data_key(db, selin)["wrapped_key"], keyring.current_id)
     with pytest.raises(VaultError):
         vault.read_secrets(db, keyring, kemal, "99000002")
 
@@ -79,9 +79,9 @@ def test_swapped_rows_fail(db, keyring, holders):
 def test_tampered_ciphertext_fails(db, keyring, holders):
     holder_id = holders[SELIN["identity"]]
     vault.store_secrets(db, keyring, holder_id, "99000001", {"pin": "123456"})
-    sealed = bytearray(store.card_secrets(db, holder_id, "99000001")[0]["sealed"])
+    sealed = bytearray(storage.vault.card_secrets(db, holder_id, "99000001")[0]["sealed"])
     sealed[-1] ^= 1
-    store.save_secret(db, holder_id, "99000001", "pin", bytes(sealed))
+    storage.vault.save_secret(db, holder_id, "99000001", "pin", bytes(sealed))
     with pytest.raises(VaultError):
         vault.read_secrets(db, keyring, holder_id, "99000001")
 
@@ -89,11 +89,11 @@ def test_tampered_ciphertext_fails(db, keyring, holders):
 def test_delete_is_final_even_with_the_key(db, keyring, holders):
     holder_id = holders[SELIN["identity"]]
     vault.store_secrets(db, keyring, holder_id, "99000001", {"pin": "123456", "puk": "87654321"})
-    sealed = store.card_secrets(db, holder_id, "99000001")
-    wrapped = store.get_data_key(db, holder_id)["wrapped_key"]
+    sealed = storage.vault.card_secrets(db, holder_id, "99000001")
+    wrapped = storage.vault.get_data_key(db, holder_id)["wrapped_key"]
     assert vault.destroy_secrets(db, holder_id) >= 2
-    assert store.card_secrets(db, holder_id, "99000001") == []
-    assert store.get_data_key(db, holder_id) is None
+    assert storage.vault.card_secrets(db, holder_id, "99000001") == []
+    assert storage.vault.get_data_key(db, holder_id) is None
     assert vault.read_secrets(db, keyring, holder_id, "99000001") == {}
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     path = db.conn.execute("PRAGMA database_list").fetchone()[2]
@@ -131,6 +131,6 @@ def test_rotation_rewraps_everything(db, app, keyring, holders):
     assert vault.rotate_key_file(db, instance) == 3
     new_ring = vault.load_keyring(instance)
     assert new_ring.current_id != old_id and new_ring.others == ()
-    assert store.data_keys_not_under(db, new_ring.current_id) == []
+    assert storage.vault.data_keys_not_under(db, new_ring.current_id) == []
     assert vault.read_secrets(db, new_ring, holder_id, "99000001") == {"pin": "123456"}
     assert not (instance / "vault.key.next").exists()

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from kamusm import store
+from kamusm import storage
 from kamusm.factory import create_app
 from tests.conftest import SELIN, csrf_token
 
@@ -235,7 +235,7 @@ def test_oversized_request_is_413(client):
 def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok", "schema": len(store.MIGRATIONS)}
+    assert response.json == {"status": "ok", "database": "ok", "schema": len(storage.migrations.MIGRATIONS)}
 
 
 def test_demo_routes_only_in_demo_mode(app_config):

@@ -79,11 +79,11 @@ class LiveServer:
 
     def latest_sms_code(self) -> str:
         """The code in the newest SMS of the outbox (what /demo/phone shows)."""
-        from kamusm import store
+        from kamusm import storage
         from kamusm.db import get_db
 
         with self.app.app_context():
-            body = store.latest_outbox(get_db(), "sms", 1)[0]["body"]
+            body = storage.outbox.latest_outbox(get_db(), "sms", 1)[0]["body"]
         return re.search(r"\b(\d{6})\b", body).group(1)
 
 

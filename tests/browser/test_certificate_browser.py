@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from kamusm import certificates, store
+from kamusm import certificates, storage
 from kamusm.demo import DEMO_HOLDERS
 
 try:
@@ -48,8 +48,8 @@ def selin_serial(live_server) -> int:
     with live_server.app.app_context():
         from kamusm.db import get_db
         db = get_db()
-        holder_id = store.find_holder(db, SELIN["identity"])["id"]
-        return int(store.holder_certificates(db, holder_id)[0]["serial_hex"], 16)
+        holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+        return int(storage.certificates.holder_certificates(db, holder_id)[0]["serial_hex"], 16)
 
 
 def crl_reason(page, live_server) -> x509.ReasonFlags | None | str:

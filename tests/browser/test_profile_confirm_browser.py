@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from kamusm import store
+from kamusm import storage
 from kamusm.demo import DEMO_HOLDERS
 
 try:
@@ -52,7 +52,7 @@ def link_to(live_server, address: str) -> str:
 
 def state(db) -> tuple:
     """What a confirmation writes: the holder's address, the tokens, the audit log."""
-    return (store.find_holder(db, SELIN["identity"])["email"],
+    return (storage.holders.find_holder(db, SELIN["identity"])["email"],
             db.execute("SELECT id_hash, used_at, voided_at FROM tokens ORDER BY rowid").fetchall(),
             db.execute("SELECT count(*) FROM audit").fetchone()[0])
 
@@ -107,7 +107,7 @@ def test_the_link_page_confirms_only_on_its_button(page, browser, browser_errors
         expect(confirmed.locator(".alert-info")).to_have_text("Yeni e-posta adresiniz kaydedildi.")
         expect(other.locator("#profile_email_confirm")).to_have_count(0)
         assert marker(other) == "still here", "the answer came with a page load, not an htmx swap"
-        assert store.find_holder(db, SELIN["identity"])["email"] == SECOND_EMAIL
+        assert storage.holders.find_holder(db, SELIN["identity"])["email"] == SECOND_EMAIL
         screenshot(other, "confirmed")
 
         again = other.goto(second)
@@ -122,5 +122,5 @@ def test_the_link_page_confirms_only_on_its_button(page, browser, browser_errors
     expect(page.locator("#profile_email_invalid .alert-error")).to_contain_text(USED)
     assert marker(page) == "still here"
     screenshot(page, "used")
-    outcomes = [row["outcome"] for row in store.audit_entries(db) if row["event"] == "profile.email"]
+    outcomes = [row["outcome"] for row in storage.audit_log.audit_entries(db) if row["event"] == "profile.email"]
     assert outcomes.count("confirmed") == 1 and outcomes[-1] == "refused"

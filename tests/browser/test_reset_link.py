@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from kamusm import reset, store
+from kamusm import reset, storage
 from kamusm.demo import DEMO_HOLDERS
 
 try:
@@ -51,7 +51,7 @@ def test_reset_link_sets_a_new_word_once(page, live_server, db, browser_errors, 
     # link's page is a 404 too.
     browser_errors.expect(r"status of 422 .*/reset/")
     browser_errors.expect(r"status of 404 .*/reset/")
-    holder = store.find_holder(db, SELIN["identity"])
+    holder = storage.holders.find_holder(db, SELIN["identity"])
     token = reset.issue_link_token(db, holder["id"], reset.PURPOSE_RESET, live_server.clock())
     path = f"/reset/{token}"
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from kamusm import store
+from kamusm import storage
 from kamusm.card import reader
 from kamusm.card.apdu import CardError
 from kamusm.demo import DEMO_HOLDERS
@@ -292,12 +292,12 @@ def unblock(page, new_pin: str = NEW_PIN) -> None:
 
 
 def audit_outcomes(db, event_prefix: str = "unlock.") -> list[tuple[str, str]]:
-    return [(entry["event"], entry["outcome"]) for entry in store.audit_entries(db)
+    return [(entry["event"], entry["outcome"]) for entry in storage.audit_log.audit_entries(db)
             if entry["event"].startswith(event_prefix)]
 
 
 def sms_bodies(db) -> list[str]:
-    return [row["body"] for row in store.latest_outbox(db, "sms", 100)]
+    return [row["body"] for row in storage.outbox.latest_outbox(db, "sms", 100)]
 
 
 @pytest.mark.browser
@@ -361,7 +361,7 @@ def test_unlock_through_the_helper_and_pcscd_to_the_virtual_card(
     for expected in (("unlock.pair_start", "sent"), ("unlock.pair", "ok"), ("unlock.pair_notice", "sent"),
                      ("unlock.seal", "ok"), ("unlock.unblock", "ok")):
         assert expected in outcomes, outcomes
-    notice = store.latest_outbox(db, "sms", 1)[0]
+    notice = storage.outbox.latest_outbox(db, "sms", 1)[0]
     assert notice["recipient"] == SELIN["phone"] and server.helper.fingerprint in notice["body"], notice
 
     page.goto(live_server("/pin-puk"))
@@ -372,7 +372,7 @@ def test_unlock_through_the_helper_and_pcscd_to_the_virtual_card(
     assert not traffic.missed(helper_url), traffic.missed(helper_url)
     places = {"the unlock page": unlock_html, "the PIN/PUK page": page.content(),
               "the server log": live_server.log.text(), "the helper log": helper_log.text(),
-              "the audit": repr(list(store.audit_entries(db))), "the SMS outbox": repr(sms_bodies(db)),
+              "the audit": repr(list(storage.audit_log.audit_entries(db))), "the SMS outbox": repr(sms_bodies(db)),
               **traffic.places()}
     code = code_pattern(shown)
     typed_into = [where for where, text in places.items() if code.search(text)]
@@ -604,7 +604,7 @@ def test_a_wrong_pairing_code_and_removing_a_paired_helper(
     outcomes = audit_outcomes(db)
     for expected in (("unlock.pair", "wrong_code"), ("unlock.pair", "ok"), ("unlock.helper_removed", "ok")):
         assert expected in outcomes, outcomes
-    assert store.holder_helper_keys(db, store.find_holder(db, SELIN["identity"])["id"]) == []
+    assert storage.helper_keys.holder_helper_keys(db, storage.holders.find_holder(db, SELIN["identity"])["id"]) == []
 
 
 @pytest.mark.browser

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from kamusm import store
+from kamusm import storage
 from kamusm.card import reader
 from kamusm.card.apdu import CardError
 
@@ -199,11 +199,11 @@ def test_unlock_through_the_installed_helper_wheel_and_pcscd(
     outcomes = audit_outcomes(db)
     for expected in (("unlock.pair", "ok"), ("unlock.seal", "ok"), ("unlock.unblock", "ok")):
         assert expected in outcomes, outcomes
-    assert store.latest_outbox(db, "sms", 1)[0]["recipient"] == SELIN["phone"]
+    assert storage.outbox.latest_outbox(db, "sms", 1)[0]["recipient"] == SELIN["phone"]
 
     places = {"the unlock page": unlock_html, "the server log": live_server.log.text(),
               "the helper log": helper.log.text(), "the helper console": helper.console.text(),
-              "the audit": repr(list(store.audit_entries(db))), "the SMS outbox": repr(sms_bodies(db)),
+              "the audit": repr(list(storage.audit_log.audit_entries(db))), "the SMS outbox": repr(sms_bodies(db)),
               **traffic.places()}
     code = code_pattern(shown)
     typed_into = [where for where, text in places.items() if code.search(text)]

@@ -1,0 +1,62 @@
+"""Holders: identity, contact, security-word hash and the login lockout counters."""
+from __future__ import annotations
+
+import sqlite_utils
+
+from kamusm.storage.connection import fetch_one, write
+
+
+def find_holder(db: sqlite_utils.Database, identity: str) -> dict | None:
+    return fetch_one(db, "SELECT * FROM holders WHERE identity = ?", [identity])
+
+
+def get_holder(db: sqlite_utils.Database, holder_id: int) -> dict | None:
+    return fetch_one(db, "SELECT * FROM holders WHERE id = ?", [holder_id])
+
+
+def upsert_holder(db: sqlite_utils.Database, holder: dict, now: float) -> int:
+    """Insert or update a holder by identity; return its id. A None word_hash keeps the old one."""
+    with write(db):
+        db.execute(
+            """INSERT INTO holders (identity, name, phone, email, word_hash, created_at)
+               VALUES (:identity, :name, :phone, :email, :word_hash, :now)
+               ON CONFLICT(identity) DO UPDATE SET
+                 name = excluded.name, phone = excluded.phone, email = excluded.email,
+                 word_hash = COALESCE(excluded.word_hash, holders.word_hash)""",
+            {**holder, "now": now})
+        return fetch_one(db, "SELECT id FROM holders WHERE identity = ?", [holder["identity"]])["id"]
+
+
+def set_contact(db: sqlite_utils.Database, holder_id: int, field: str, value: str) -> None:
+    """Set the holder's verified e-mail or phone (field "email" or "phone"; KeyError for anything else)."""
+    statement = {"email": "UPDATE holders SET email = ? WHERE id = ?",
+                 "phone": "UPDATE holders SET phone = ? WHERE id = ?"}[field]
+    with write(db):
+        db.execute(statement, [value, holder_id])
+
+
+def set_word_hash(db: sqlite_utils.Database, holder_id: int, word_hash: str) -> None:
+    with write(db):
+        db.execute("UPDATE holders SET word_hash = ? WHERE id = ?", [word_hash, holder_id])
+
+
+def count_login_attempt(db: sqlite_utils.Database, holder_id: int, now: float) -> int | None:
+    """Count one more attempt as a failure before its word is checked; return the new count, or
+    None (nothing counted) while the holder is locked. One conditional UPDATE, so parallel
+    requests in any worker cannot all read "not locked" before one of them sets the lock."""
+    with write(db):
+        row = fetch_one(db, """UPDATE holders SET failed_logins = failed_logins + 1
+                          WHERE id = ? AND locked_until <= ? RETURNING failed_logins""", [holder_id, now])
+    return row["failed_logins"] if row else None
+
+
+def lock_holder(db: sqlite_utils.Database, holder_id: int, until: float) -> None:
+    with write(db):
+        db.execute("UPDATE holders SET locked_until = ? WHERE id = ?", [until, holder_id])
+
+
+def clear_login_failures(db: sqlite_utils.Database, holder_id: int) -> None:
+    with write(db):
+        # Conditional, so the common case (nothing to clear) writes no page.
+        db.execute("""UPDATE holders SET failed_logins = 0, locked_until = 0
+                      WHERE id = ? AND (failed_logins != 0 OR locked_until != 0)""", [holder_id])

@@ -1,0 +1,225 @@
+"""The schema: numbered migrations recorded in PRAGMA user_version; a migration never drops data."""
+from __future__ import annotations
+
+import sqlite_utils
+
+from kamusm.storage.connection import write
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db.execute("""
+        CREATE TABLE holders (
+            id INTEGER PRIMARY KEY,
+            identity TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            phone TEXT NOT NULL,
+            email TEXT NOT NULL,
+            word_hash TEXT,
+            failed_logins INTEGER NOT NULL DEFAULT 0,
+            locked_until REAL NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE sessions (
+            id_hash TEXT PRIMARY KEY,
+            data TEXT NOT NULL,
+            holder_id INTEGER,
+            created_at REAL NOT NULL,
+            seen_at REAL NOT NULL
+        )""")
+    db.execute("CREATE INDEX sessions_holder ON sessions(holder_id)")
+    db.execute("""
+        CREATE TABLE captchas (
+            id TEXT PRIMARY KEY,
+            answer_mac TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE sms_codes (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            attempt TEXT NOT NULL,
+            code_mac TEXT NOT NULL,
+            sent_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            wrong_tries INTEGER NOT NULL DEFAULT 0,
+            used_at REAL
+        )""")
+    db.execute("CREATE INDEX sms_codes_attempt ON sms_codes(attempt)")
+    db.execute("CREATE INDEX sms_codes_holder_sent ON sms_codes(holder_id, sent_at)")
+    db.execute("""
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            subject TEXT NOT NULL DEFAULT '',
+            body TEXT NOT NULL,
+            sent_at REAL NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            event TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            holder_id INTEGER,
+            ip TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '{}',
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""")
+    db.execute("""
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
+    db.execute("""
+        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
+
+
+def _migration_2(db: sqlite_utils.Database) -> None:
+    db.execute("""
+        CREATE TABLE cards (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            serial TEXT NOT NULL UNIQUE,
+            cert_issued TEXT NOT NULL,
+            pin_replaced_at REAL,
+            secrets_deleted_at REAL
+        )""")
+    db.execute("CREATE INDEX cards_holder ON cards(holder_id)")
+    db.execute("""
+        CREATE TABLE data_keys (
+            holder_id INTEGER PRIMARY KEY REFERENCES holders(id),
+            wrapped_key BLOB NOT NULL,
+            kek_id TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX data_keys_kek ON data_keys(kek_id)")
+    db.execute("""
+        CREATE TABLE secrets (
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            serial TEXT NOT NULL,
+            field TEXT NOT NULL CHECK (field IN ('pin', 'puk')),
+            sealed BLOB NOT NULL,
+            PRIMARY KEY (holder_id, serial, field)
+        )""")
+    db.execute("""
+        CREATE TABLE tokens (
+            id_hash TEXT PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            purpose TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            used_at REAL
+        )""")
+    db.execute("CREATE INDEX tokens_holder ON tokens(holder_id, purpose)")
+
+
+def _migration_3(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE INDEX audit_holder_event ON audit(holder_id, event, at)")
+
+
+def _migration_4(db: sqlite_utils.Database) -> None:
+    db.execute("""
+        CREATE TABLE mail_queue (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER REFERENCES holders(id),
+            recipient TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            body TEXT NOT NULL,
+            queued_at REAL NOT NULL,
+            sent_at REAL,
+            failed_at REAL,
+            reason TEXT NOT NULL DEFAULT '',
+            tries INTEGER NOT NULL DEFAULT 0
+        )""")
+    db.execute("CREATE INDEX mail_queue_pending ON mail_queue(sent_at)")
+    db.execute("ALTER TABLE tokens ADD COLUMN payload TEXT NOT NULL DEFAULT ''")
+
+
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """Certificates (der and serial_hex are NULL when the CA lives elsewhere), the CRL, status changes."""
+    db.execute("""
+        CREATE TABLE certificates (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            card_serial TEXT NOT NULL,
+            serial_hex TEXT UNIQUE,
+            der BLOB,
+            not_before REAL NOT NULL,
+            not_after REAL,
+            status TEXT NOT NULL DEFAULT 'valid' CHECK (status IN ('valid', 'suspended', 'revoked')),
+            reason TEXT NOT NULL DEFAULT '',
+            status_changed_at REAL,
+            created_at REAL NOT NULL
+        )""")
+    db.execute("CREATE INDEX certificates_holder ON certificates(holder_id)")
+    db.execute("CREATE INDEX certificates_card ON certificates(card_serial)")
+    db.execute("""
+        CREATE TABLE crl_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            number INTEGER NOT NULL,
+            this_update REAL NOT NULL,
+            der BLOB NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE certificate_changes (
+            id INTEGER PRIMARY KEY,
+            certificate_id INTEGER NOT NULL REFERENCES certificates(id),
+            at REAL NOT NULL,
+            action TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT ''
+        )""")
+    db.execute("CREATE INDEX certificate_changes_at ON certificate_changes(at)")
+
+
+def _migration_6(db: sqlite_utils.Database) -> None:
+    """When a newer link of the same purpose voided a token: its page then says so, not "used"."""
+    db.execute("ALTER TABLE tokens ADD COLUMN voided_at REAL")
+
+
+def _migration_7(db: sqlite_utils.Database) -> None:
+    """Helper keys pinned to holders by pairing, and the pairings on their way (code MAC only)."""
+    db.execute("""
+        CREATE TABLE helper_keys (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            public_key TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            name TEXT NOT NULL,
+            paired_at REAL NOT NULL,
+            last_used_at REAL,
+            UNIQUE (holder_id, public_key)
+        )""")
+    db.execute("""
+        CREATE TABLE helper_pairings (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            attempt TEXT NOT NULL,
+            public_key TEXT NOT NULL,
+            name TEXT NOT NULL,
+            code_mac TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            tries INTEGER NOT NULL DEFAULT 0,
+            used_at REAL
+        )""")
+    db.execute("CREATE INDEX helper_pairings_holder ON helper_pairings(holder_id)")
+
+
+MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Apply every migration not yet applied, each in its own transaction; return the version."""
+    for number, migration in enumerate(MIGRATIONS, start=1):
+        with write(db):
+            if schema_version(db) >= number:
+                continue
+            migration(db)
+            db.execute(f"PRAGMA user_version = {number}")
+    return schema_version(db)
