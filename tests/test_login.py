@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from kamusm import store
+from kamusm import storage
 from tests.conftest import CAPTCHA_ANSWER, KEMAL, SELIN, csrf_token, latest_code
 
 LOGIN_FAILED = "Kimlik numarası ya da güvenlik sözcüğü hatalı"
@@ -20,7 +20,7 @@ def login_form(client, identity, word):
 def audit_events(app, event=None):
     with app.app_context():
         from kamusm.db import get_db
-        rows = list(store.audit_entries(get_db()))
+        rows = list(storage.audit_log.audit_entries(get_db()))
     return [(row["event"], row["outcome"]) for row in rows if event is None or row["event"] == event]
 
 
@@ -63,7 +63,7 @@ def test_sms_goes_to_the_holders_phone_only(auth, app):
     auth.send_sms()
     with app.app_context():
         from kamusm.db import get_db
-        message = store.latest_outbox(get_db(), "sms", 1)[0]
+        message = storage.outbox.latest_outbox(get_db(), "sms", 1)[0]
     assert message["recipient"] == SELIN["phone"]
     assert re.search(r"\b\d{6}\b", message["body"])
 
@@ -135,7 +135,7 @@ def test_wrong_captcha_spends_no_hash_and_touches_no_counter(auth, app):
     auth.word(word="wrong-word", captcha="NOPE1")
     with app.app_context():
         from kamusm.db import get_db
-        assert store.find_holder(get_db(), SELIN["identity"])["failed_logins"] == 0
+        assert storage.holders.find_holder(get_db(), SELIN["identity"])["failed_logins"] == 0
 
 
 @pytest.mark.parametrize(("path", "expected"), [
@@ -399,7 +399,7 @@ def test_success_resets_the_failure_count(auth, app):
     assert auth.word().status_code == 303
     with app.app_context():
         from kamusm.db import get_db
-        assert store.find_holder(get_db(), SELIN["identity"])["failed_logins"] == 0
+        assert storage.holders.find_holder(get_db(), SELIN["identity"])["failed_logins"] == 0
 
 
 def test_login_while_logged_in_goes_to_menu(client, auth):
@@ -409,14 +409,14 @@ def test_login_while_logged_in_goes_to_menu(client, auth):
 
 def test_language_can_be_switched_and_is_remembered(client):
     english = client.get("/login?lang=en").get_data(as_text=True)
-    assert "Encrypted Login" in english and 'lang="en"' in english
-    assert "Encrypted Login" in client.get("/login").get_data(as_text=True)
+    assert "Password login" in english and 'lang="en"' in english
+    assert "Password login" in client.get("/login").get_data(as_text=True)
     assert "Şifreli Giriş" in client.get("/login?lang=tr").get_data(as_text=True)
 
 
 def test_accept_language_picks_english(app):
     page = app.test_client().get("/login", headers={"Accept-Language": "en-GB,en;q=0.9"})
-    assert "Encrypted Login" in page.get_data(as_text=True)
+    assert "Password login" in page.get_data(as_text=True)
 
 
 def test_turkish_is_the_default(app):
@@ -438,7 +438,7 @@ def test_unknown_identity_still_costs_one_hash(app):
             return super().check(stored_hash, word)
 
     hasher = CountingHasher(19456, 2, 1)
-    connection = store.connect(app.config["DATABASE"])
+    connection = storage.connect(app.config["DATABASE"])
     for identity in ("10000000450", SELIN["identity"]):
         with pytest.raises(LoginFailed):
             check_security_word(connection, hasher, identity, "wrong-word", 0.0, 5)

@@ -16,19 +16,19 @@ def test_a_compiled_template_says_what_runtime_translation_says(app, language):
         at_runtime = render_template_string(SOURCE, who="<A**>")
         assert compiled.render(who="<A**>") == at_runtime
     assert "&lt;A**&gt;" in at_runtime  # variables are still escaped
-    assert ("Operations Menu" in at_runtime) == (language == "en")
+    assert ("Services menu" in at_runtime) == (language == "en")
 
 
 def test_only_literal_calls_are_compiled_in(app):
     code = app.extensions[templating.ENVIRONMENTS]["en"].compile(SOURCE + "{{ _(label) }}", raw=True)
-    assert "Operations Menu" in code and "İşlemler Menüsü" not in code
+    assert "Services menu" in code and "İşlemler Menüsü" not in code
     assert "Log out" in code and "Çıkış" not in code
     assert "Sayın %(name)s" in code and "%%100" in code and "label" in code  # left to render time
 
 
 @pytest.mark.parametrize(("language", "labels"), [
     ("tr", ["PIN/PUK Bilgisi", "Kilit Çözme", "Sertifika Durumu", "Kişisel Bilgiler"]),
-    ("en", ["PIN/PUK Details", "Unlock Card", "Certificate Status", "Personal Details"]),
+    ("en", ["PIN/PUK details", "Unblock PIN", "Certificate status", "Personal details"]),
 ])
 def test_the_menu_speaks_the_holders_language(client, auth, language, labels):
     auth.login()

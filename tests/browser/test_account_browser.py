@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from kamusm import store
+from kamusm import storage
 from kamusm.demo import DEMO_HOLDERS
 
 try:
@@ -51,18 +51,18 @@ TEXT = {
         "phone_notice_sms": "Kamu SM bireysel işlemler: cep telefonu numaranız değiştirildi.",
     },
     "en": {
-        "login_heading": "Encrypted Login Screen", "forgot": "I Forgot My Security Word", "send_link": "Send Link",
-        "sent": "If this identity number is registered, a link to renew your security word has been sent to your "
-                "institutional e-mail address.",
-        "mailbox": "Demo mailbox", "no_mail": "No e-mail yet.",
-        "reset_subject": "Security word renewal link", "reset_greeting": "Dear Selin Yılmaz",
-        "reset_heading": "New Security Word", "save": "Save", "done": "Security word saved",
-        "log_in": "Log in", "confirm": "Confirm", "submit": "Submit", "menu": "Operations Menu",
-        "greeting": "Dear S***** Y*****", "profile": "Personal Details", "change_phone": "Change Phone",
-        "phone_code": f"An SMS confirmation code has been sent to {NEW_PHONE} to verify your new number.",
-        "wrong_code": "The SMS confirmation code is wrong.",
+        "login_heading": "Password login", "forgot": "I forgot my security word", "send_link": "Send link",
+        "sent": "If this ID number is registered, a security word reset link has been sent to your institutional "
+                "e-mail address.",
+        "mailbox": "Demo mailbox", "no_mail": "No e-mails yet.",
+        "reset_subject": "Security word reset link", "reset_greeting": "Dear Selin Yılmaz",
+        "reset_heading": "New security word", "save": "Save", "done": "Security word saved",
+        "log_in": "Log in", "confirm": "Confirm", "submit": "Submit", "menu": "Services menu",
+        "greeting": "Dear S***** Y*****", "profile": "Personal details", "change_phone": "Change phone number",
+        "phone_code": f"An SMS code has been sent to {NEW_PHONE} to verify your new number.",
+        "wrong_code": "The SMS code is incorrect.",
         "phone_changed": "Your mobile phone number has been changed.",
-        "phone_notice_sms": "Kamu SM personal operations: your mobile phone number has been changed.",
+        "phone_notice_sms": "Kamu SM personal services: your mobile phone number has been changed.",
     },
 }
 LANGUAGES = pytest.mark.parametrize("lang", ["tr", "en"])
@@ -101,7 +101,7 @@ def outbox(live_server, kind: str) -> list[dict]:
     from kamusm.db import get_db
 
     with live_server.app.app_context():
-        return store.latest_outbox(get_db(), kind)
+        return storage.outbox.latest_outbox(get_db(), kind)
 
 
 def code_sent_to(live_server, phone: str) -> str:
@@ -234,7 +234,7 @@ def test_phone_change(lang, page, live_server, db, browser_errors, screenshot):
     expect(screen).to_contain_text(text["phone_code"])
     expect(page.locator("#profile_view")).to_have_count(0)
     assert marker(page) == "still here", "the code screen came with a page load, not an htmx swap"
-    assert store.find_holder(db, SELIN["identity"])["phone"] == SELIN["phone"]  # not before the code is back
+    assert storage.holders.find_holder(db, SELIN["identity"])["phone"] == SELIN["phone"]  # not before the code is back
     screenshot(page, "code")
 
     new_code = code_sent_to(live_server, NEW_PHONE)
@@ -250,7 +250,7 @@ def test_phone_change(lang, page, live_server, db, browser_errors, screenshot):
     expect(screen.locator("#code")).to_have_attribute("aria-invalid", "true")
     expect(screen.locator("#code")).to_have_value("")
     assert marker(page) == "still here", "the 422 answer reloaded the page instead of being swapped in"
-    assert store.find_holder(db, SELIN["identity"])["phone"] == SELIN["phone"]
+    assert storage.holders.find_holder(db, SELIN["identity"])["phone"] == SELIN["phone"]
     screenshot(page, "wrong-code")
 
     screen.locator("#code").fill(new_code)
@@ -263,12 +263,13 @@ def test_phone_change(lang, page, live_server, db, browser_errors, screenshot):
     assert page.url == live_server("/profile")
     screenshot(page, "changed")
 
-    assert store.find_holder(db, SELIN["identity"])["phone"] == NEW_PHONE
+    assert storage.holders.find_holder(db, SELIN["identity"])["phone"] == NEW_PHONE
     notice = outbox(live_server, "sms")[0]  # the newest SMS: the notice to the old number
     assert notice["recipient"] == SELIN["phone"]
     assert text["phone_notice_sms"] in notice["body"]
     assert not re.search(r"\b\d{6}\b", notice["body"]), "the notice to the old number carries a code"
-    assert ("profile.phone", "confirmed") in [(row["event"], row["outcome"]) for row in store.audit_entries(db)]
+    audited = [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(db)]
+    assert ("profile.phone", "confirmed") in audited
 
     page.reload()  # the change is stored, not only shown
     expect(page.locator("#profile_view dd[data-field=phone]")).to_have_text(NEW_PHONE)
@@ -290,7 +291,7 @@ def test_email_change(page, context, live_server, db, screenshot):
         "Bağlantıyı açana kadar eski adresiniz geçerli kalır.")
     expect(view.locator("dd[data-field=email]")).to_have_text(SELIN["email"])  # the old one, until the link
     assert marker(page) == "still here", "the answer came with a page load, not an htmx swap"
-    assert store.find_holder(db, SELIN["identity"])["email"] == SELIN["email"]
+    assert storage.holders.find_holder(db, SELIN["identity"])["email"] == SELIN["email"]
     screenshot(page, "link-sent")
 
     mailbox = context.new_page()
@@ -312,5 +313,5 @@ def test_email_change(page, context, live_server, db, screenshot):
 
     page.goto(live_server("/profile"))
     expect(page.locator("#profile_view dd[data-field=email]")).to_have_text(NEW_EMAIL)
-    assert store.find_holder(db, SELIN["identity"])["email"] == NEW_EMAIL
+    assert storage.holders.find_holder(db, SELIN["identity"])["email"] == NEW_EMAIL
     screenshot(page, "profile-after")

@@ -259,7 +259,7 @@ def test_language_switch_is_remembered(page, live_server, screenshot):
     english = heading.inner_text().strip()
     assert english and english != TURKISH_LOGIN_HEADING, \
         f"?lang=en still shows Turkish (is {ENGLISH_CATALOG.relative_to(PROJECT_ROOT)} compiled? make translations)"
-    assert "Encrypted Login" in english
+    assert "Password login" in english
     screenshot(page, "english")
 
     page.goto(live_server("/login"))  # no ?lang: the cookie remembers

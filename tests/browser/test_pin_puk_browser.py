@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from kamusm import store
+from kamusm import storage
 from kamusm.demo import DEMO_HOLDERS
 
 try:
@@ -130,7 +130,7 @@ def test_reveal_after_five_minutes_asks_for_a_fresh_sms_code(page, live_server, 
     assert_not_in_page(page, SELIN["pin"], SELIN["card_serial"])
     with live_server.app.app_context():
         from kamusm.db import get_db
-        assert len(store.latest_outbox(get_db(), "sms")) == 2, "no new SMS was sent for the step-up"
+        assert len(storage.outbox.latest_outbox(get_db(), "sms")) == 2, "no new SMS was sent for the step-up"
     code = live_server.latest_sms_code()
     screenshot(page, "stepup")
 
@@ -239,7 +239,7 @@ def test_delete_after_five_minutes_asks_for_a_fresh_sms_code(page, live_server, 
 
 @pytest.mark.browser
 def test_stale_pin_notice(page, live_server, db, screenshot):
-    store.mark_pin_replaced(db, SELIN["card_serial"], live_server.clock())
+    storage.cards.mark_pin_replaced(db, SELIN["card_serial"], live_server.clock())
     log_in(page, live_server)
     open_pin_puk(page)
     notice = page.locator("#pin_puk_masked table.secrets .alert-info")
@@ -256,16 +256,16 @@ def test_english_screen_and_reveal(page, live_server, screenshot):
     masked = page.locator("#pin_puk_masked")
     expect(masked).to_be_visible()
     expect(masked.get_by_role("button", name="Show", exact=True)).to_be_visible()
-    expect(masked.get_by_role("button", name="Delete My Passwords", exact=True)).to_be_visible()
-    expect(masked.get_by_role("cell", name="Card Serial Number", exact=True)).to_be_visible()
-    expect(masked.locator("ul.warnings")).to_contain_text("Delete My Passwords")
+    expect(masked.get_by_role("button", name="Delete my PIN and PUK", exact=True)).to_be_visible()
+    expect(masked.get_by_role("cell", name="Card serial number", exact=True)).to_be_visible()
+    expect(masked.locator("ul.warnings")).to_contain_text("Delete my PIN and PUK")
     for turkish in ("Göster", "Parolalarımı Sil", "Kart Seri Numarası", "Önemli Uyarı"):
         expect(masked).not_to_contain_text(turkish)
     screenshot(page, "masked-en")
 
     revealed = reveal(page, "Show")
     expect(value(revealed, "pin")).to_have_text(SELIN["pin"])
-    expect(revealed.get_by_role("button", name="Save My Passwords", exact=True)).to_be_visible()
-    expect(revealed.get_by_role("button", name="Delete My Passwords", exact=True)).to_be_visible()
+    expect(revealed.get_by_role("button", name="Save my PIN and PUK", exact=True)).to_be_visible()
+    expect(revealed.get_by_role("button", name="Delete my PIN and PUK", exact=True)).to_be_visible()
     expect(revealed).not_to_contain_text("Parolalarımı Kaydet")
     screenshot(page, "revealed-en")
