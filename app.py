@@ -1,3 +1,3 @@
-from kamusm.factory import create_app
+from kamusm.web.factory import create_app
 
 app = create_app()

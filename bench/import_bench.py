@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
-from kamusm.factory import create_app  # noqa: E402
 from kamusm.identity import tckn_checksum_ok  # noqa: E402
+from kamusm.web.factory import create_app  # noqa: E402
 
 
 def valid_identities(count: int):

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kamusm import audit, serve, storage, vault  # noqa: E402
-from kamusm.factory import create_app  # noqa: E402
+from kamusm.web.factory import create_app  # noqa: E402
 
 HOST = "127.0.0.1"
 # A non-demo portal must name real backends (the outbox is demo-only); the audit timing sends nothing.

@@ -17,9 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kamusm import vault  # noqa: E402
-from kamusm.db import get_db  # noqa: E402
 from kamusm.demo import load_demo_holders  # noqa: E402
-from kamusm.factory import create_app  # noqa: E402
+from kamusm.web.db import get_db  # noqa: E402
+from kamusm.web.factory import create_app  # noqa: E402
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 

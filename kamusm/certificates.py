@@ -1,10 +1,10 @@
 """Sertifika Durumu: the holder's certificates; suspend, resume, revoke; the CRL,
 the OCSP responder and the export of status changes.
 
-Rules first (plain functions taking db, now and their inputs), views last.
+Rules only (plain functions taking db, now and their inputs); the screens are kamusm/web/views/certificates.py.
 Security assumptions:
 - A status change needs an SMS code confirmed in the last 5 minutes
-  (kamusm.stepup); without one a fresh code is sent first. The request is
+  (kamusm.web.stepup); without one a fresh code is sent first. The request is
   validated before that, so no code is spent on an impossible change.
 - A holder reaches only their own certificates: another holder's id answers
   exactly like an unknown one (404).
@@ -18,7 +18,6 @@ Security assumptions:
 """
 from __future__ import annotations
 
-import base64
 import json
 import re
 from dataclasses import dataclass
@@ -26,24 +25,26 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Iterator, Mapping
 
-import click
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from flask import Blueprint, Response, abort, current_app, request, session
-from flask.cli import AppGroup
-from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
 
-from kamusm import audit, auth, ca, pinpuk, stepup, storage, web
-from kamusm.db import get_db
-from kamusm.errors import CodeRejected, KamusmError, ValidationError
-from kamusm.extensions import csrf
+from kamusm import audit, ca, storage
+from kamusm.errors import KamusmError, ValidationError
 
 CONFIRM_VALUE = "yes"
+
+
 CRL_REFRESH_SECONDS = ca.CRL_VALIDITY_SECONDS // 2
+
+
 CRL_MIMETYPE = "application/pkix-crl"
+
+
 OCSP_RESPONSE_MIMETYPE = "application/ocsp-response"
+
+
 _CERTIFICATE_ID = re.compile(r"[0-9]{1,18}", re.ASCII)
+
 
 # action -> (statuses it may start from, the status it leads to)
 TRANSITIONS = {
@@ -51,6 +52,8 @@ TRANSITIONS = {
     "resume": (("suspended",), "valid"),
     "revoke": (("valid", "suspended"), "revoked"),
 }
+
+
 # The RFC 5280 reason a holder may give for revoking their own certificate.
 REVOKE_REASONS = (
     ("unspecified", _l("Belirtilmemiş")),
@@ -59,9 +62,17 @@ REVOKE_REASONS = (
     ("superseded", _l("Yerine yeni bir sertifika aldım")),
     ("cessationOfOperation", _l("Sertifikaya artık ihtiyacım yok")),
 )
+
+
 REASON_LABELS = dict(REVOKE_REASONS)
+
+
 STATUS_LABELS = {"valid": _l("Geçerli"), "suspended": _l("Askıda"), "revoked": _l("İptal Edildi")}
+
+
 ACTION_LABELS = {"suspend": _l("Askıya Al"), "resume": _l("Askıyı Kaldır"), "revoke": _l("İptal Et")}
+
+
 DONE_MESSAGES = {
     "suspend": _l("Sertifikanız askıya alındı. Askı kaldırılana kadar sertifikanızla atılan imzalar geçerli "
                   "sayılmaz."),
@@ -69,12 +80,26 @@ DONE_MESSAGES = {
     "revoke": _l("Sertifikanız iptal edildi. Bu işlem geri alınamaz; yeni bir sertifika için kurumunuza "
                  "başvurunuz."),
 }
+
+
 UNKNOWN_ACTION = _l("Bilinmeyen bir işlem istendi. Lütfen sayfadaki butonları kullanınız.")
+
+
 NOT_FOUND = _l("Sertifika bulunamadı.")
+
+
 REVOKED_IS_FINAL = _l("İptal edilmiş bir sertifikanın durumu değiştirilemez.")
+
+
 ALREADY_SUSPENDED = _l("Bu sertifika zaten askıda.")
+
+
 NOT_SUSPENDED = _l("Bu sertifika askıda değil.")
+
+
 REASON_MISSING = _l("Lütfen listeden bir iptal nedeni seçiniz.")
+
+
 CONFIRM_MISSING = _l("İptal etmek için kutuyu işaretleyerek işlemin geri alınamayacağını onaylayınız.")
 
 
@@ -98,8 +123,6 @@ class Change:
     action: str
     reason: str
 
-
-# Rules ---------------------------------------------------------------------
 
 def next_status(status: str, action: str) -> str:
     """The status `action` leads to from `status`. Raises TransitionRefused."""
@@ -268,143 +291,3 @@ def export_lines(db, since: float) -> Iterator[str]:
             "status": change["status"],
             "reason": change["reason"] or None,
         }, ensure_ascii=False)
-
-
-# Views ---------------------------------------------------------------------
-
-bp = Blueprint("certificates", __name__)
-
-
-def _now() -> float:
-    return current_app.config["CLOCK"]()
-
-
-def _ip() -> str:
-    return request.remote_addr or ""
-
-
-def _authority() -> ca.Authority | None:
-    """The demo CA, only in demo mode: a real deployment never signs with it, even if its files linger."""
-    if not current_app.config["KAMUSM_DEMO"]:
-        return None
-    return ca.load_ca(Path(current_app.instance_path))
-
-
-def _public_url() -> str:
-    return current_app.config["KAMUSM_PUBLIC_URL"] or ca.DEFAULT_PUBLIC_URL
-
-
-def _display(row: dict) -> dict:
-    until = row["not_after"]
-    return {**row, "card_serial_masked": pinpuk.mask_serial(row["card_serial"]),
-            "valid_from": format_date(datetime.fromtimestamp(row["not_before"], timezone.utc)),
-            "valid_until": format_date(datetime.fromtimestamp(until, timezone.utc)) if until else None,
-            "actions": allowed_actions(row["status"])}
-
-
-def _screen(state: str, status: int = 200, message: str | None = None, change: Change | None = None):
-    db, holder_id = get_db(), session["holder_id"]
-    authority = _authority()
-    add_missing_certificates(db, authority, _public_url(), _now(), holder_id)
-    rows = [_display(row) for row in storage.certificates.holder_certificates(db, holder_id)]
-    return web.render_screen("certificate", state, status=status, rows=rows, message=message, change=change,
-                             own_ca=authority is not None, reasons=REVOKE_REASONS, reason_labels=REASON_LABELS,
-                             status_labels=STATUS_LABELS, action_labels=ACTION_LABELS, mask_serial=pinpuk.mask_serial)
-
-
-@bp.route("/certificate", methods=["GET", "POST"])
-@auth.require_stage(auth.STAGE_DONE)
-def certificate():
-    if request.method == "GET":
-        return _screen("list")
-    db, now, holder_id = get_db(), _now(), session["holder_id"]
-    try:
-        change = read_change(db, holder_id, request.form)
-    except (ValidationError, CertificateNotFound, TransitionRefused) as exc:
-        audit.record(db, now, "certificate.change", "rejected", holder_id, _ip(), problem=type(exc).__name__)
-        return _screen("list", exc.status, str(exc))
-    if not stepup.is_recent():
-        code = request.form.get("code")
-        if code is None:
-            status, problem = stepup.send_code()
-            return _screen("stepup", status, problem, change=change)
-        try:
-            stepup.confirm(code)
-        except (ValidationError, CodeRejected) as exc:
-            audit.record(db, now, "stepup.code", "rejected", holder_id, _ip())
-            return _screen("stepup", 422, str(exc), change=change)
-    try:
-        apply_change(db, _authority(), change, holder_id, _ip(), now)
-    except TransitionRefused as exc:
-        return _screen("list", exc.status, str(exc))
-    if web.is_htmx_partial():
-        return _screen("done", message=str(DONE_MESSAGES[change.action]))
-    return web.redirect_to("certificates.certificate")
-
-
-@bp.get("/crl.der")
-def crl():
-    authority = _authority()
-    if authority is None:
-        abort(404)
-    return Response(current_crl(get_db(), authority, _now()), mimetype=CRL_MIMETYPE)
-
-
-def _ocsp_answer(request_der: bytes) -> Response:
-    authority = _authority()
-    if authority is None:
-        return Response(ca.unauthorized_response(), status=404, mimetype=OCSP_RESPONSE_MIMETYPE)
-    db = get_db()
-    answer, well_formed = ca.answer_ocsp(authority, request_der, lambda serial: ocsp_status(db, serial), _now())
-    return Response(answer, status=200 if well_formed else 400, mimetype=OCSP_RESPONSE_MIMETYPE)
-
-
-@bp.get("/ocsp/<path:encoded>")
-def ocsp_get(encoded: str):
-    """RFC 6960 A.1: GET {url}/{url-encoding of base64 of the DER request}; base64 may hold '/' and '//'."""
-    try:
-        request_der = base64.b64decode(encoded, validate=True)
-    except ValueError:
-        request_der = b""
-    return _ocsp_answer(request_der)
-
-
-@bp.post("/ocsp")
-def ocsp_post():
-    return _ocsp_answer(request.get_data(cache=False))
-
-
-csrf.exempt(ocsp_post)
-
-
-# Command line ----------------------------------------------------------------
-
-certificates_cli = AppGroup("certificates", help="Certificate status: the export of changes, the demo certificates.")
-
-
-@certificates_cli.command("export")
-@click.option("--since", metavar="TIMESTAMP", default="0",
-              help="Only changes at or after this time: UNIX seconds or ISO 8601 (UTC when no zone is given).")
-def export_command(since: str) -> None:
-    """Print status changes (suspend, resume, revoke) as JSON lines, oldest first."""
-    try:
-        start = parse_since(since)
-    except ValueError:
-        raise click.BadParameter("give UNIX seconds or an ISO 8601 time", param_hint="--since") from None
-    db = get_db()
-    count = 0
-    for line in export_lines(db, start):
-        click.echo(line)
-        count += 1
-    audit.record(db, _now(), "admin.certificates_export", "ok", changes=count)
-
-
-@certificates_cli.command("pem")
-@click.argument("card_serial")
-def pem_command(card_serial: str) -> None:
-    """Print the newest certificate of a card as PEM (for `openssl ocsp -cert`); the CA's is instance/ca.pem."""
-    row = storage.certificates.latest_card_certificate(get_db(), card_serial)
-    if row is None or row["der"] is None:
-        raise click.ClickException("no certificate issued by this portal for that card")
-    cert = x509.load_der_x509_certificate(row["der"])
-    click.echo(cert.public_bytes(Encoding.PEM).decode(), nl=False)

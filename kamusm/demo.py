@@ -3,13 +3,12 @@ teacher puts beside the portal on a projector.
 
 These routes exist only when KAMUSM_DEMO=1; they show every message in the
 outbox, so they must never be reachable in a real deployment.
+
+The screens over these rules are in kamusm/web/views/demo.py.
 """
 from __future__ import annotations
 
-from flask import Blueprint
-
-from kamusm import storage, vault, web
-from kamusm.db import get_db
+from kamusm import storage, vault
 
 DEMO_HOLDERS = (
     {"identity": "10000000146", "security_word": "demo-ankara-2014", "name": "Selin Yılmaz",
@@ -38,16 +37,3 @@ def load_demo_holders(db, hasher, keyring: vault.Keyring, now: float) -> list[in
                                 {"pin": holder["pin"], "puk": holder["puk"]})
         ids.append(holder_id)
     return ids
-
-
-bp = Blueprint("demo", __name__, url_prefix="/demo")
-
-
-@bp.get("/phone")
-def phone():
-    return web.render_screen("demo_phone", "messages", messages=storage.outbox.latest_outbox(get_db(), "sms"))
-
-
-@bp.get("/mail")
-def mail():
-    return web.render_screen("demo_mail", "messages", messages=storage.outbox.latest_outbox(get_db(), "mail"))

@@ -7,6 +7,8 @@ Security assumptions:
 - The SHA-256 is of the file's bytes, computed again whenever the file changes (its mtime, size or
   inode): ``make helper-dist`` replaces the file whole, so a rebuild shows its own digest at once.
 - Public and read-only: no login, no session, no state change.
+
+The screens over these rules are in kamusm/web/views/helper_dist.py.
 """
 from __future__ import annotations
 
@@ -16,15 +18,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, current_app, send_file
-
 from kamusm.helper.dist import wheel_filename
 
 HASH_CHUNK_BYTES = 1024 * 1024
-DIST_DIR_NAME = "helper"
-WHEEL_MIMETYPE = "application/octet-stream"
 
-bp = Blueprint("helper_dist", __name__)
+
+DIST_DIR_NAME = "helper"
+
+
+WHEEL_MIMETYPE = "application/octet-stream"
 
 
 def dist_dir(settings: Mapping[str, Any], instance_path: Path) -> Path:
@@ -61,12 +63,3 @@ def wheel_info(app_config: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     return {"filename": filename, "url": f"/helper/{filename}",
             "sha256": _sha256(str(path), status.st_mtime_ns, status.st_size, status.st_ino), "size": status.st_size}
-
-
-@bp.get("/helper/<filename>")
-def wheel(filename: str):
-    info = wheel_info(current_app.config)
-    if info is None or filename != info["filename"]:
-        abort(404)
-    return send_file(Path(current_app.config["KAMUSM_HELPER_DIST_DIR"]) / filename, mimetype=WHEEL_MIMETYPE,
-                     as_attachment=True, download_name=filename, etag=info["sha256"])

@@ -16,12 +16,15 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from kamusm import storage
-from kamusm.errors import CodeExpired, CodeRejected, TooSoon, ValidationError
+from kamusm import sms, storage
+from kamusm.errors import CodeExpired, CodeRejected, SmsFailed, TooSoon, ValidationError
 
 CODE_DIGITS = 6
 MAX_WRONG_TRIES = 3
@@ -34,6 +37,11 @@ class CodePolicy:
     ttl_seconds: int
     resend_seconds: int
     sends_per_hour: int
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> CodePolicy:
+        return cls(settings["KAMUSM_OTP_TTL"], settings["KAMUSM_OTP_RESEND_SECONDS"],
+                   settings["KAMUSM_OTP_SENDS_PER_HOUR"])
 
 
 def _code_mac(key: bytes, attempt: str, code: str) -> str:
@@ -118,3 +126,22 @@ def seconds_left(db, attempt: str, now: float) -> int:
     if latest is None or latest["used_at"] is not None or latest["wrong_tries"] >= MAX_WRONG_TRIES:
         return 0
     return max(0, int(latest["expires_at"] - now))
+
+
+def sms_text(code: str) -> str:
+    return _("Kamu SM bireysel işlemler SMS onay kodunuz: %(code)s. Bu kodu kimseyle paylaşmayınız.", code=code)
+
+
+def send_code(db, key: bytes, sender: sms.SmsBackend, holder_id: int, phone: str, attempt: str,
+              policy: CodePolicy, now: float) -> None:
+    """Issue the attempt's code and text it to `phone`: the one way a code leaves the portal.
+
+    Raises TooSoon (cool-down or hourly cap; nothing sent) and SmsFailed (the gateway refused: the code
+    is withdrawn, so it counts against no cap and the holder may ask again at once).
+    """
+    code, code_id = issue_code(db, key, holder_id, attempt, policy, now)
+    try:
+        sender.send(phone, sms_text(code))
+    except SmsFailed:
+        withdraw_code(db, code_id)
+        raise

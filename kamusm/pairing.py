@@ -7,7 +7,7 @@ helper holding that key's private half can open it), and keeps its MAC. So a
 pinned key is one whose helper the holder can see.
 
 Security assumptions:
-- Starting a pairing needs a fresh SMS code (the view checks kamusm.stepup), so
+- Starting a pairing needs a fresh SMS code (the view checks kamusm.web.stepup), so
   a stolen session cookie alone cannot pin a key of its own.
 - The code is single use, lives PAIRING_TTL_SECONDS, allows PAIRING_MAX_TRIES
   tries (each reserved in the database before the compare, so parallel guesses

@@ -2,7 +2,7 @@
 
 Security assumptions:
 - Asking for a change needs an SMS code confirmed in the last 5 minutes
-  (kamusm.stepup), so a stolen session alone cannot redirect the holder's codes.
+  (kamusm.web.stepup), so a stolen session alone cannot redirect the holder's codes.
 - A new e-mail address counts only once the holder confirms the one-time link
   mailed to it; a new phone number only once the code sent to it comes back.
   Until then the old value stays in force.
@@ -18,27 +18,16 @@ Security assumptions:
   address is shown in full only to the holder's own logged-in session.
 - A phone change is announced by SMS to the old number, so a holder whose
   number was changed behind their back hears of it.
+
+The screens over these rules are in kamusm/web/views/profile.py.
 """
 from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, current_app, request, session
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
-
-from kamusm import audit, auth, mail, otp, reset, sms, stepup, storage, web
-from kamusm.contact import mask_email, normalize_email, normalize_phone
-from kamusm.db import get_db
-from kamusm.errors import CodeRejected, SmsFailed, ValidationError
-from kamusm.extensions import limiter
+from kamusm import audit, reset, storage
 
 PURPOSE_EMAIL = "email"
-PHONE_ATTEMPT = "profile_phone_attempt"
-PENDING = "profile_pending"
-VOIDED_ATTEMPTS = "profile_voided_attempts"
-VOIDED_ATTEMPTS_KEPT = 3
-LINK_GONE_STATUS = 410
 
 
 def new_phone_attempt(phone: str) -> str:
@@ -85,188 +74,3 @@ def confirm_email_link(db, token: str, now: float, ip: str) -> str:
         if state != "unknown":
             audit.record(db, now, "profile.email", "refused", row["holder_id"], ip, reason=state)
     return state
-
-
-bp = Blueprint("profile", __name__)
-
-LINK_REFUSALS = {  # state: (HTTP status, message)
-    "unknown": (404, _l("Bu bağlantı geçerli değil. Bağlantıyı e-postadaki gibi eksiksiz açtığınızdan emin olunuz.")),
-    "used": (LINK_GONE_STATUS, _l("Bu bağlantı daha önce kullanıldı: e-posta adresi değişikliği zaten onaylandı.")),
-    "expired": (LINK_GONE_STATUS, _l("Bu bağlantının süresi doldu. E-posta adresinizi değiştirmek için Kişisel "
-                                     "Bilgiler ekranından yeniden isteyiniz.")),
-    "voided": (LINK_GONE_STATUS, _l("Bu bağlantı, daha sonra istediğiniz yeni bir e-posta adresi değişikliğiyle "
-                                    "geçersiz kaldı. En son gelen e-postadaki bağlantıyı kullanınız.")),
-}
-
-
-def _now() -> float:
-    return current_app.config["CLOCK"]()
-
-
-def _ip() -> str:
-    return request.remote_addr or ""
-
-
-def _screen(state: str = "view", status: int = 200, message: str | None = None, notice: str | None = None,
-            errors: dict | None = None, values: dict | None = None):
-    holder = auth.current_holder()
-    pending = session.get(PENDING) or {}
-    return web.render_screen("profile", state, status=status, holder=holder, message=message, notice=notice,
-                             errors=errors or {}, values=values or {}, pending=pending)
-
-
-@bp.get("/profile")
-@auth.require_stage(auth.STAGE_DONE)
-def profile():
-    return _screen()
-
-
-@bp.post("/profile")
-@limiter.limit("10 per minute")
-@auth.require_stage(auth.STAGE_DONE)
-def change():
-    form = request.form
-    if "code" in form:
-        return _take_code(form.get("code", ""))
-    try:
-        if "email" in form:
-            email = normalize_email(form["email"], current_app.config["KAMUSM_EMAIL_DOMAINS"])
-            asked = {"field": "email", "value": email}
-        elif "phone" in form:
-            asked = {"field": "phone", "value": normalize_phone(form["phone"])}
-        else:
-            return _screen(status=422, message=_("Değiştirilecek bilgiyi giriniz."))
-    except ValidationError as exc:
-        return _screen(status=422, errors={exc.field: str(exc)}, values=form.to_dict())
-    holder = auth.current_holder()
-    if asked["value"] == holder[asked["field"]]:
-        return _screen(status=422, errors={asked["field"]: _("Bu zaten kayıtlı bilginiz.")}, values=form.to_dict())
-    audit.record(get_db(), _now(), f"profile.{asked['field']}", "requested", holder["id"], _ip())
-    previous = session.get(PENDING)
-    if previous and previous["stage"] == "phone" and session.get(PHONE_ATTEMPT) \
-            and asked == {"field": "phone", "value": previous["value"]}:
-        return _send_phone_code()  # the same number again: a resend under the same attempt, nothing voided
-    if previous:
-        _void_pending(previous)
-    session[PENDING] = {**asked, "stage": "stepup"}
-    if not stepup.is_recent():
-        status, problem = stepup.send_code()
-        return _screen("code", status, problem)
-    return _start_verification()
-
-
-def _void_pending(previous: dict) -> None:
-    """A newer request replaces the pending one: the code already sent to a new number stops working."""
-    db, now = get_db(), _now()
-    attempt = session.pop(PHONE_ATTEMPT, None) if previous["stage"] == "phone" else None
-    if attempt:
-        storage.codes.void_codes(db, attempt, now)
-        session[VOIDED_ATTEMPTS] = [attempt, *session.get(VOIDED_ATTEMPTS, [])][:VOIDED_ATTEMPTS_KEPT]
-    audit.record(db, now, f"profile.{previous['field']}", "voided", session["holder_id"], _ip(),
-                 stage=previous["stage"])
-
-
-def _take_code(code: str):
-    """A code arrives: the step-up code, or the code sent to a new phone number."""
-    pending = session.get(PENDING)
-    if not pending:
-        return _screen(status=409, message=_("Bekleyen bir değişiklik yok."))
-    event = f"profile.{pending['field']}"
-    attempt = session.get(PHONE_ATTEMPT) or ""
-    try:
-        if pending["stage"] == "stepup":
-            stepup.confirm(code)
-            return _start_verification()
-        stepup.spend_code(code, PHONE_ATTEMPT)
-    except ValidationError as exc:
-        audit.record(get_db(), _now(), event, "refused", session["holder_id"], _ip(), reason="bad_input")
-        return _screen("code", 422, str(exc))
-    except CodeRejected as exc:
-        if pending["stage"] == "phone" and _code_of_voided_request(code):
-            audit.record(get_db(), _now(), event, "refused", session["holder_id"], _ip(), reason="voided")
-            return _screen("code", 422, _("Bu kod, daha sonra istediğiniz yeni bir numara değişikliğiyle geçersiz "
-                                          "kaldı. %(phone)s numarasına gönderilen son kodu giriniz.",
-                                          phone=pending["value"]))
-        audit.record(get_db(), _now(), event, "refused", session["holder_id"], _ip(), reason="wrong_code")
-        return _screen("code", 422, str(exc))
-    return _apply_phone(attempt_phone(attempt))
-
-
-def _code_of_voided_request(code: str) -> bool:
-    entered = otp.check_code_input(code)
-    return any(otp.was_sent(get_db(), current_app.secret_key, attempt, entered)
-               for attempt in session.get(VOIDED_ATTEMPTS, []))
-
-
-def _start_verification():
-    """Step-up done: mail a link to the new address, or send a code to the new number."""
-    pending = session[PENDING]
-    db, now, holder = get_db(), _now(), auth.current_holder()
-    if pending["field"] == "email":
-        token = issue_email_link(db, holder["id"], pending["value"], now, _ip())
-        body = _("Sayın %(name)s,\n\nKamu SM bireysel işlemler portalında e-posta adresinizi bu adresle değiştirmek "
-                 "istediniz. Onaylamak için aşağıdaki bağlantıyı 30 dakika içinde açınız ve açılan sayfadaki "
-                 "düğmeye basınız. Bu isteği siz yapmadıysanız bu e-postayı dikkate almayınız.\n\n%(link)s\n",
-                 name=holder["name"], link=reset.link_for(token, "profile.confirm_email"))
-        mail_id = mail.queue_mail(db, holder["id"], pending["value"], _("E-posta adresi doğrulama"), body, now)
-        delivered = mail.deliver_queued(db, mail.make_backend(current_app.config, db, current_app.config["CLOCK"]),
-                                        mail_id, now)
-        audit.record(db, now, "profile.email", "link_sent" if delivered else "mail_failed", holder["id"], _ip())
-        session.pop(PENDING, None)
-        if not delivered:
-            return _screen(status=503, message=_("Doğrulama e-postası şu anda gönderilemedi; yeniden denenecek. "
-                                                 "Lütfen biraz sonra e-postanızı kontrol ediniz."))
-        return _screen(notice=_("%(email)s adresine bir doğrulama bağlantısı gönderildi. Bağlantıyı açana kadar "
-                                "eski adresiniz geçerli kalır.", email=pending["value"]))
-    session[PENDING] = {**pending, "stage": "phone"}
-    session[PHONE_ATTEMPT] = new_phone_attempt(pending["value"])
-    return _send_phone_code()
-
-
-def _send_phone_code():
-    status, problem = stepup.send_code(PHONE_ATTEMPT, phone=attempt_phone(session[PHONE_ATTEMPT]),
-                                       event="profile.phone_code")
-    return _screen("code", status, problem)
-
-
-def _apply_phone(new_phone: str):
-    db, now, holder = get_db(), _now(), auth.current_holder()
-    old_phone = holder["phone"]
-    with storage.write(db):
-        storage.holders.set_contact(db, holder["id"], "phone", new_phone)
-        audit.record(db, now, "profile.phone", "confirmed", holder["id"], _ip())
-    session.pop(PENDING, None)
-    session.pop(VOIDED_ATTEMPTS, None)
-    try:
-        sms.make_backend(current_app.config, get_db, _now).send(old_phone, _(
-            "Kamu SM bireysel işlemler: cep telefonu numaranız değiştirildi. Bu değişikliği siz yapmadıysanız "
-            "hemen kurumunuzla görüşünüz."))
-    except SmsFailed as exc:
-        audit.record(db, now, "profile.phone_notice", "gateway_failed", holder["id"], _ip(), reason=str(exc))
-    return _screen(notice=_("Cep telefonu numaranız değiştirildi."))
-
-
-def _link_refused(state: str):
-    status, message = LINK_REFUSALS[state]
-    return web.render_screen("profile_email", "invalid", status=status, message=message)
-
-
-@bp.get("/profile/email/<token>")
-def confirm_email(token: str):
-    """The mailed link: shows what it would confirm and a button; writes nothing."""
-    row = reset.find_link_token(get_db(), token)
-    state = link_state(row, _now())
-    if state != "live":
-        return _link_refused(state)
-    login = auth.login_state(session)
-    own = login.stage == auth.STAGE_DONE and login.holder_id == row["holder_id"]
-    return web.render_screen("profile_email", "confirm", email=row["payload"] if own else mask_email(row["payload"]))
-
-
-@bp.post("/profile/email/<token>")
-@limiter.limit("10 per minute")
-def confirm_email_post(token: str):
-    state = confirm_email_link(get_db(), token, _now(), _ip())
-    if state != "confirmed":
-        return _link_refused(state)
-    return web.render_screen("profile_email", "confirmed")

@@ -4,6 +4,8 @@ A link carries a 256-bit random token; the database keeps only its SHA-256,
 so a database copy yields no working link. A new link for the same holder and
 purpose voids the older ones; a used or expired link does nothing. Setting the
 word ends every session the holder had.
+
+The screens over these rules are in kamusm/web/views/reset.py.
 """
 from __future__ import annotations
 
@@ -11,26 +13,34 @@ import hashlib
 import secrets
 from pathlib import Path
 
-from flask import Blueprint, current_app, make_response, request, url_for
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from wtforms import PasswordField, StringField
 
-from kamusm import audit, mail, storage, web
+from kamusm import audit, storage
 from kamusm.contact import email_domain_allowed
-from kamusm.db import get_db
 from kamusm.errors import ValidationError
-from kamusm.extensions import limiter
-from kamusm.identity import normalize_identity
 from kamusm.words import SECURITY_WORD_MAX_LENGTH
 
 TOKEN_BYTES = 32
+
+
 ACTIVATION_TTL_SECONDS = 7 * 24 * 3600
+
+
 RESET_TTL_SECONDS = 30 * 60
+
+
 SECURITY_WORD_MIN_LENGTH = 10
+
+
 PURPOSE_ACTIVATION = "activation"
+
+
 PURPOSE_RESET = "reset"
+
+
 COMMON_WORDS_FILE = Path(__file__).parent / "data" / "common_words.txt"
+
+
 RESETS_PER_HOLDER_PER_HOUR = 3
 
 
@@ -115,83 +125,3 @@ def request_reset(db, identity: str, email_domains: list[str], now: float, ip: s
         token = issue_link_token(db, holder["id"], PURPOSE_RESET, now)
         audit.record(db, now, "word.forgot", "link_issued", holder["id"], ip)
     return holder, token
-
-
-def link_for(token: str, endpoint: str = "reset.reset") -> str:
-    base = current_app.config["KAMUSM_PUBLIC_URL"] or "http://127.0.0.1:5000"
-    return base.rstrip("/") + url_for(endpoint, token=token)
-
-
-# Views ---------------------------------------------------------------------
-
-bp = Blueprint("reset", __name__)
-
-
-class ForgotForm(web.TextForm):
-    identity = StringField()
-
-
-class ResetForm(web.TextForm):
-    security_word = PasswordField()
-    security_word_confirm = PasswordField()
-
-
-def _now() -> float:
-    return current_app.config["CLOCK"]()
-
-
-@bp.route("/reset/<token>", methods=["GET", "POST"])
-def reset(token: str):
-    db, now = get_db(), _now()
-    row = live_token(db, token, now)
-    if row is None:
-        return web.render_screen("reset", "invalid", status=404)
-    holder = storage.holders.get_holder(db, row["holder_id"])
-    form = ResetForm()
-    if request.method == "GET":
-        return web.render_screen("reset", "form", form=form, errors={}, activation=row["purpose"] == PURPOSE_ACTIVATION)
-    word, confirm = form.security_word.data or "", form.security_word_confirm.data or ""
-    try:
-        check_new_word(word, confirm, holder)
-    except ValidationError as exc:
-        return web.render_screen("reset", "form", status=422, form=form, errors={exc.field: str(exc)},
-                                 activation=row["purpose"] == PURPOSE_ACTIVATION)
-    word_hash = current_app.extensions["kamusm.hasher"].hash(word)
-    if not set_security_word(db, holder, row, word_hash, now, request.remote_addr or ""):
-        return web.render_screen("reset", "invalid", status=404)
-    return web.render_screen("reset", "done", message=_(
-        "Güvenlik sözcüğünüz kaydedildi. Yeni sözcüğünüzle giriş yapabilirsiniz."))
-
-
-@bp.route("/forgot", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["KAMUSM_FORGOT_RATE"], methods=["POST"])
-def forgot():
-    form = ForgotForm()
-    if request.method == "GET":
-        return web.render_screen("forgot", "form", form=form, errors={})
-    try:
-        identity = normalize_identity(form.identity.data or "")
-    except ValidationError as exc:
-        return web.render_screen("forgot", "form", status=422, form=form, errors={"identity": str(exc)})
-    db, now = get_db(), _now()
-    issued = request_reset(db, identity, current_app.config["KAMUSM_EMAIL_DOMAINS"], now, request.remote_addr or "")
-    response = make_response(web.render_screen("forgot", "sent"))
-    if issued is not None:
-        holder, token = issued
-        body = _("Sayın %(name)s,\n\nGüvenlik sözcüğünüzü yenilemek için aşağıdaki bağlantıyı 30 dakika içinde "
-                 "açınız. Bu isteği siz yapmadıysanız bu e-postayı dikkate almayınız; sözcüğünüz "
-                 "değişmez.\n\n%(link)s\n",
-                 name=holder["name"], link=link_for(token))
-        subject = _("Güvenlik sözcüğü yenileme bağlantısı")
-        mail_id = mail.queue_mail(db, holder["id"], holder["email"], subject, body, now)
-        app = current_app._get_current_object()
-        # Delivered after the answer is sent, so a known ID does not answer slower than an unknown one.
-        response.call_on_close(lambda: deliver_after_response(app, mail_id))
-    return response
-
-
-def deliver_after_response(app, mail_id: int) -> None:
-    with app.app_context():
-        db = get_db()
-        now = app.config["CLOCK"]()
-        mail.deliver_queued(db, mail.make_backend(app.config, db, app.config["CLOCK"]), mail_id, now)

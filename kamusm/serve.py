@@ -14,7 +14,7 @@ Security assumptions:
   only (the proxy on the same machine), unless KAMUSM_PROXY_NETWORK_TRUSTED
   says that only the proxy can reach the address it binds.
 - Access log lines are formatted here and handed to the "gunicorn.access"
-  logger as one string, so kamusm.web.RedactLinkTokens sees (and redacts) the
+  logger as one string, so kamusm.redaction.RedactLinkTokens sees (and redacts) the
   path; the format carries no query string, referrer or user agent.
 """
 from __future__ import annotations
@@ -214,7 +214,7 @@ class AccessLogger(Logger):
 
     def setup(self, cfg) -> None:
         super().setup(cfg)
-        from kamusm.web import RedactLinkTokens
+        from kamusm.redaction import RedactLinkTokens
         for log in (self.access_log, self.error_log):  # gunicorn's error log names the URI of a failed request
             if not any(isinstance(existing, RedactLinkTokens) for existing in log.filters):
                 log.addFilter(RedactLinkTokens())

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from kamusm import storage, vault
-from kamusm.db import connections
 from kamusm.demo import DEMO_HOLDERS, load_demo_holders
-from kamusm.factory import create_app
+from kamusm.web.db import connections
+from kamusm.web.factory import create_app
 
 CAPTCHA_ANSWER = "KMS34"
 SELIN = DEMO_HOLDERS[0]
@@ -58,7 +58,7 @@ def app(app_config):
 
 def load_demo(app):
     with app.app_context():
-        from kamusm.db import get_db
+        from kamusm.web.db import get_db
         load_demo_holders(get_db(), app.extensions["kamusm.hasher"], vault.app_keyring(), app.config["CLOCK"]())
 
 
@@ -89,7 +89,7 @@ def csrf_token(client, path: str = "/login") -> str:
 
 def latest_code(app) -> str:
     with app.app_context():
-        from kamusm.db import get_db
+        from kamusm.web.db import get_db
         body = storage.outbox.latest_outbox(get_db(), "sms", 1)[0]["body"]
     return re.search(r"\b(\d{6})\b", body).group(1)
 

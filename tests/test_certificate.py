@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from kamusm import ca, certificates, storage
-from kamusm.factory import create_app
+from kamusm.cli.certificate_commands import certificates_cli
+from kamusm.web.factory import create_app
 from tests.conftest import KEMAL, SELIN, AuthActions, csrf_token, latest_code, load_demo
 
 RECENT_CODE_SECONDS = 300
@@ -23,7 +24,7 @@ RECENT_CODE_SECONDS = 300
 def app(app):
     """tests/conftest.py's app, plus the demo CA and the demo holders' certificates (`kamusm demo`)."""
     with app.app_context():
-        from kamusm.db import get_db
+        from kamusm.web.db import get_db
         certificates.issue_demo_certificates(get_db(), Path(app.instance_path), "", app.config["CLOCK"]())
     return app
 
@@ -340,7 +341,7 @@ def test_without_own_ca_changes_are_recorded_for_the_export(elsewhere_app, tmp_p
         assert storage.certificates.get_crl_state(db) is None
     finally:
         db.conn.close()
-    result = elsewhere_app.test_cli_runner().invoke(certificates.certificates_cli, ["export"])
+    result = elsewhere_app.test_cli_runner().invoke(certificates_cli, ["export"])
     line = json.loads(result.output)
     assert line["card_serial"] == SELIN["card_serial"] and line["certificate_serial"] is None
     assert (line["action"], line["status"], line["reason"]) == ("suspend", "suspended", "certificateHold")
@@ -357,7 +358,7 @@ def test_export_prints_json_lines_since_a_time(client, auth, db, clock, runner):
     post(client, action="resume", certificate=certificate_id)
     post(client, action="revoke", certificate=certificate_id, reason="cessationOfOperation", confirm="yes")
 
-    lines = [json.loads(line) for line in runner.invoke(certificates.certificates_cli, ["export"]).output.splitlines()]
+    lines = [json.loads(line) for line in runner.invoke(certificates_cli, ["export"]).output.splitlines()]
     assert [(line["action"], line["status"], line["reason"]) for line in lines] == [
         ("suspend", "suspended", "certificateHold"), ("resume", "valid", None),
         ("revoke", "revoked", "cessationOfOperation")]
@@ -365,21 +366,21 @@ def test_export_prints_json_lines_since_a_time(client, auth, db, clock, runner):
     assert all(line["card_serial"] == SELIN["card_serial"] and line["at"].endswith("+00:00") for line in lines)
     assert SELIN["identity"] not in json.dumps(lines)
 
-    later = runner.invoke(certificates.certificates_cli, ["export", "--since", str(middle)]).output.splitlines()
+    later = runner.invoke(certificates_cli, ["export", "--since", str(middle)]).output.splitlines()
     assert [json.loads(line)["action"] for line in later] == ["resume", "revoke"]
     iso = lines[1]["at"].replace("+00:00", "")
-    assert len(runner.invoke(certificates.certificates_cli, ["export", "--since", iso]).output.splitlines()) == 2
-    bad = runner.invoke(certificates.certificates_cli, ["export", "--since", "yesterday"])
+    assert len(runner.invoke(certificates_cli, ["export", "--since", iso]).output.splitlines()) == 2
+    bad = runner.invoke(certificates_cli, ["export", "--since", "yesterday"])
     assert bad.exit_code == 2 and "--since" in bad.output
     audited = [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(db)]
     assert ("admin.certificates_export", "ok") in audited
 
 
 def test_pem_prints_the_card_certificate(runner, db):
-    result = runner.invoke(certificates.certificates_cli, ["pem", SELIN["card_serial"]])
+    result = runner.invoke(certificates_cli, ["pem", SELIN["card_serial"]])
     cert = x509.load_pem_x509_certificate(result.output.encode())
     assert ca.serial_hex(cert.serial_number) == own(db)["serial_hex"]
-    missing = runner.invoke(certificates.certificates_cli, ["pem", "99999999"])
+    missing = runner.invoke(certificates_cli, ["pem", "99999999"])
     assert missing.exit_code == 1 and "no certificate" in missing.output
 
 

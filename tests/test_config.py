@@ -5,7 +5,7 @@ import pytest
 
 from kamusm.config import SETTINGS, load_settings, settings_markdown
 from kamusm.errors import ConfigError
-from kamusm.factory import create_app
+from kamusm.web.factory import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from kamusm import storage
-from kamusm.db import ThreadConnections, connections
+from kamusm.web.db import ThreadConnections, connections
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from kamusm import storage
-from kamusm.db import connections
-from kamusm.factory import create_app
+from kamusm.web.db import connections
+from kamusm.web.factory import create_app
 from tests.conftest import SELIN, AuthActions, csrf_token, load_demo
 
 ROOT = Path(__file__).resolve().parent.parent

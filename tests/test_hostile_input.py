@@ -34,9 +34,9 @@ from hypothesis import strategies as st
 from kamusm import certificates, reset, storage
 from kamusm.contact import normalize_email, normalize_phone
 from kamusm.errors import ValidationError
-from kamusm.factory import MAX_REQUEST_BYTES
 from kamusm.identity import normalize_identity
 from kamusm.unlock import OPERATIONS, OUTCOMES, check_new_pin
+from kamusm.web.factory import MAX_REQUEST_BYTES
 from tests.conftest import CAPTCHA_ANSWER, SELIN, csrf_token, latest_code
 from tests.hostile_settings import hostile
 from tests.unlock_actions import HELPER_PUBLIC, start_pairing
@@ -178,7 +178,7 @@ class Portal:
 
     def db_call(self, function, *args):
         with self.app.app_context():
-            from kamusm.db import get_db
+            from kamusm.web.db import get_db
             return function(get_db(), *args)
 
     def post(self, path: str, pairs: list[tuple[str, str]], *, token_page: str = "/menu", htmx: bool = False,
@@ -533,7 +533,7 @@ def test_profile_code_after_five_minutes(signed_in_stale, code):
 def with_ca(app):
     """The demo CA and the demo certificates (`kamusm demo`), so /ocsp parses and /certificate signs."""
     with app.app_context():
-        from kamusm.db import get_db
+        from kamusm.web.db import get_db
         certificates.issue_demo_certificates(get_db(), Path(app.instance_path), "", app.config["CLOCK"]())
     return app
 

@@ -19,7 +19,7 @@ def login_form(client, identity, word):
 
 def audit_events(app, event=None):
     with app.app_context():
-        from kamusm.db import get_db
+        from kamusm.web.db import get_db
         rows = list(storage.audit_log.audit_entries(get_db()))
     return [(row["event"], row["outcome"]) for row in rows if event is None or row["event"] == event]
 
@@ -62,7 +62,7 @@ def test_sms_goes_to_the_holders_phone_only(auth, app):
     auth.word()
     auth.send_sms()
     with app.app_context():
-        from kamusm.db import get_db
+        from kamusm.web.db import get_db
         message = storage.outbox.latest_outbox(get_db(), "sms", 1)[0]
     assert message["recipient"] == SELIN["phone"]
     assert re.search(r"\b\d{6}\b", message["body"])
@@ -134,7 +134,7 @@ def test_captcha_image_and_audio_are_served_fresh(client):
 def test_wrong_captcha_spends_no_hash_and_touches_no_counter(auth, app):
     auth.word(word="wrong-word", captcha="NOPE1")
     with app.app_context():
-        from kamusm.db import get_db
+        from kamusm.web.db import get_db
         assert storage.holders.find_holder(get_db(), SELIN["identity"])["failed_logins"] == 0
 
 
@@ -249,8 +249,8 @@ def test_code_works_once(client, auth, app):
     # Replaying the same POST after login: the attempt is over, the code is spent.
     with app.app_context():
         from kamusm import otp
-        from kamusm.db import get_db
         from kamusm.errors import CodeExpired
+        from kamusm.web.db import get_db
         attempt = next(iter(get_db().query("SELECT attempt FROM sms_codes ORDER BY id DESC LIMIT 1")))["attempt"]
         with pytest.raises(CodeExpired):
             otp.spend_code(get_db(), app.secret_key, attempt, code, app.config["CLOCK"]())
@@ -398,7 +398,7 @@ def test_success_resets_the_failure_count(auth, app):
         auth.word(word="wrong-word")
     assert auth.word().status_code == 303
     with app.app_context():
-        from kamusm.db import get_db
+        from kamusm.web.db import get_db
         assert storage.holders.find_holder(get_db(), SELIN["identity"])["failed_logins"] == 0
 
 

@@ -27,9 +27,9 @@ import pytest
 
 from kamusm import serve, storage, vault
 from kamusm.auth import LOCK_BASE_SECONDS
-from kamusm.db import get_db
 from kamusm.demo import DEMO_HOLDERS, load_demo_holders
-from kamusm.factory import create_app
+from kamusm.web.db import get_db
+from kamusm.web.factory import create_app
 from kamusm.words import WordHasher
 
 pytestmark = pytest.mark.multiworker

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from kamusm import pairing, sealing, storage
 from kamusm.errors import ValidationError
 from kamusm.helper.dist import wheel_filename
-from kamusm.sessions import COOKIE_NAME
-from kamusm.stepup import RECENT_CODE_SECONDS
 from kamusm.unlock import SEALS_PER_DAY, HelperFacts, holder_system, install_steps, read_facts, screen_state
+from kamusm.web.sessions import COOKIE_NAME
+from kamusm.web.stepup import RECENT_CODE_SECONDS
 from tests.conftest import KEMAL, SELIN, AuthActions, csrf_token, latest_code
 from tests.unlock_actions import (
     HELPER_PUBLIC,

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from kamusm import reset, storage
-from kamusm.factory import create_app
+from kamusm.web.factory import create_app
 from tests.conftest import SELIN, AuthActions, csrf_token, load_demo
 
 NEW_PHONE = "+905439998877"
@@ -18,7 +18,7 @@ def post(client, **data):
 
 def outbox(app, kind):
     with app.app_context():
-        from kamusm.db import get_db
+        from kamusm.web.db import get_db
         return storage.outbox.latest_outbox(get_db(), kind)
 
 

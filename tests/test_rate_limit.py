@@ -1,7 +1,7 @@
 """Per-IP limits on the login POSTs: over the limit is a readable 429."""
 import pytest
 
-from kamusm.factory import create_app
+from kamusm.web.factory import create_app
 from tests.conftest import AuthActions, csrf_token, load_demo
 
 

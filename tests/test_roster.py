@@ -1,7 +1,7 @@
 """`kamusm import`: all rows or none, every bad line named, re-import updates."""
 
 from kamusm import storage, vault
-from kamusm.factory import create_app
+from kamusm.web.factory import create_app
 from tests.conftest import csrf_token
 
 HEADER = "identity,name,phone,email,card_serial,cert_issued,pin,puk,security_word\n"

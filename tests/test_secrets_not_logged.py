@@ -14,7 +14,7 @@ def test_flow_logs_no_secret(app, auth, caplog, capsys):
     for secret in (SELIN["security_word"], "a-wrong-word", code):
         assert secret not in logged
     with app.app_context():
-        from kamusm.db import get_db
+        from kamusm.web.db import get_db
         db = get_db()
         stored = " ".join(str(row) for table in ("audit", "sessions", "sms_codes", "holders", "captchas")
                           for row in db.query(f"SELECT * FROM {table}"))
@@ -32,7 +32,7 @@ def test_session_cookie_holds_no_data(client, auth):
 def test_access_log_redacts_link_tokens():
     import logging
 
-    from kamusm.web import RedactLinkTokens
+    from kamusm.redaction import RedactLinkTokens
 
     record = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, '%s - - "%s" %s',
                                ("127.0.0.1", "GET /reset/AbC_secret-123 HTTP/1.1", "200"), None)
@@ -43,7 +43,7 @@ def test_access_log_redacts_link_tokens():
 def test_gunicorn_style_mapping_args_are_redacted_in_place():
     import logging
 
-    from kamusm.web import RedactLinkTokens
+    from kamusm.redaction import RedactLinkTokens
 
     class Atoms(dict):
         def __getitem__(self, key):

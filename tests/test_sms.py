@@ -7,8 +7,8 @@ import pytest
 
 from kamusm import storage
 from kamusm.errors import SmsFailed
-from kamusm.factory import create_app
 from kamusm.sms import ConsoleSms, HttpSms
+from kamusm.web.factory import create_app
 from tests.conftest import SELIN, AuthActions, load_demo
 
 
@@ -115,7 +115,7 @@ def test_failing_gateway_gives_a_clear_message_and_is_audited(app_config, gatewa
     assert response.status_code == 503
     assert "SMS şu anda gönderilemedi" in response.get_data(as_text=True)
     with app.app_context():
-        from kamusm.db import get_db
+        from kamusm.web.db import get_db
         events = [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(get_db())]
     assert ("login.sms", "gateway_failed") in events
     # The failed code was withdrawn: no cool-down, and the next try goes through.

@@ -3,7 +3,7 @@ the script root."""
 import pytest
 from flask import render_template_string
 
-from kamusm import templating
+from kamusm.web import templating
 
 SOURCE = ('<p title="{{ _(\'Çıkış\') }}">{{ _("İşlemler Menüsü") }}</p>'
           '<p>{{ _("Sayın %(name)s", name=who) }}</p><p>{{ _("%%100 <b>") }}</p>')

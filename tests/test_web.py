@@ -4,7 +4,7 @@ import re
 import pytest
 
 from kamusm import storage
-from kamusm.factory import create_app
+from kamusm.web.factory import create_app
 from tests.conftest import SELIN, csrf_token
 
 

@@ -119,3 +119,9 @@ def iter_dicts(cursor: sqlite3.Cursor) -> Iterator[dict]:
 def fetch_one(db: sqlite_utils.Database, sql: str, params: Any = ()) -> dict | None:
     rows = fetch_all(db, sql, params)
     return rows[0] if rows else None
+
+
+def rollback_if_open(db: sqlite_utils.Database) -> None:
+    """End a transaction a request left open (an exception inside write() already rolled its own back)."""
+    if db.conn.in_transaction:
+        db.conn.execute("ROLLBACK")

@@ -1,6 +1,6 @@
 """Real-browser fixtures: the portal on a live port, Debian's chromium through Playwright.
 
-- `live_server`: the `app` of tests/conftest.py (`kamusm.factory.create_app` on a fresh instance folder,
+- `live_server`: the `app` of tests/conftest.py (`kamusm.web.factory.create_app` on a fresh instance folder,
   the demo holders loaded, rate limits off, captcha answer KMS34), served by werkzeug on
   127.0.0.1:<free port> in a background thread. Its clock is the settable `Clock` of
   tests/conftest.py (the `clock` fixture): the server's time only moves when a test moves it, while
@@ -80,7 +80,7 @@ class LiveServer:
     def latest_sms_code(self) -> str:
         """The code in the newest SMS of the outbox (what /demo/phone shows)."""
         from kamusm import storage
-        from kamusm.db import get_db
+        from kamusm.web.db import get_db
 
         with self.app.app_context():
             body = storage.outbox.latest_outbox(get_db(), "sms", 1)[0]["body"]

@@ -98,7 +98,7 @@ def log_in(page, live_server, lang: str, word: str = SELIN["security_word"]) -> 
 
 def outbox(live_server, kind: str) -> list[dict]:
     """The outbox, newest first (what /demo/phone and /demo/mail show)."""
-    from kamusm.db import get_db
+    from kamusm.web.db import get_db
 
     with live_server.app.app_context():
         return storage.outbox.latest_outbox(get_db(), kind)

@@ -39,14 +39,14 @@ RECENT_CODE_SECONDS = 300
 def app(app):
     """tests/conftest.py's app, plus the demo CA and the demo holders' certificates (`kamusm demo`)."""
     with app.app_context():
-        from kamusm.db import get_db
+        from kamusm.web.db import get_db
         certificates.issue_demo_certificates(get_db(), Path(app.instance_path), "", app.config["CLOCK"]())
     return app
 
 
 def selin_serial(live_server) -> int:
     with live_server.app.app_context():
-        from kamusm.db import get_db
+        from kamusm.web.db import get_db
         db = get_db()
         holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
         return int(storage.certificates.holder_certificates(db, holder_id)[0]["serial_hex"], 16)

@@ -15,7 +15,7 @@ import re
 import pytest
 
 from kamusm.demo import DEMO_HOLDERS
-from kamusm.factory import PROJECT_ROOT
+from kamusm.web.factory import PROJECT_ROOT
 
 try:
     from playwright.sync_api import Error as PlaywrightError

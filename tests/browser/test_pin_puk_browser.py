@@ -129,7 +129,7 @@ def test_reveal_after_five_minutes_asks_for_a_fresh_sms_code(page, live_server, 
     assert marker(page) == "still here", "the step-up screen came with a page load, not an htmx swap"
     assert_not_in_page(page, SELIN["pin"], SELIN["card_serial"])
     with live_server.app.app_context():
-        from kamusm.db import get_db
+        from kamusm.web.db import get_db
         assert len(storage.outbox.latest_outbox(get_db(), "sms")) == 2, "no new SMS was sent for the step-up"
     code = live_server.latest_sms_code()
     screenshot(page, "stepup")

@@ -41,7 +41,7 @@ from kamusm.card.apdu import CardError
 from kamusm.demo import DEMO_HOLDERS
 from kamusm.helper import HelperServer, make_backend, make_server
 from kamusm.helper.dist import wheel_filename
-from kamusm.stepup import RECENT_CODE_SECONDS
+from kamusm.web.stepup import RECENT_CODE_SECONDS
 
 try:
     from playwright.sync_api import expect

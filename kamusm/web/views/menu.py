@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from kamusm import auth, web
+from kamusm import auth
+from kamusm.web import current, guards, rendering
 
 bp = Blueprint("menu", __name__)
 
 
 @bp.get("/menu")
-@auth.require_stage(auth.STAGE_DONE)
+@guards.require_stage(auth.STAGE_DONE)
 def menu():
-    return web.render_screen("menu", "operations", masked_name=auth.masked_name())
+    return rendering.render_screen("menu", "operations", masked_name=current.masked_name())

@@ -49,8 +49,7 @@ class ThreadConnections:
             self.discard()
             return
         try:
-            if db.conn.in_transaction:
-                db.conn.execute("ROLLBACK")
+            storage.connection.rollback_if_open(db)
         except sqlite3.Error:
             self.discard()
 

@@ -10,15 +10,21 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from kamusm import db as dbmod
-from kamusm import storage, web
+from kamusm import cli, helper_dist, storage
 from kamusm.config import check_settings, load_settings
-from kamusm.extensions import babel, csrf, limiter
 from kamusm.keys import load_or_create_key
-from kamusm.sessions import SqliteSessionInterface
+from kamusm.redaction import RedactLinkTokens
+from kamusm.web import db as dbmod
+from kamusm.web import guards, locale, rendering, templating
+from kamusm.web.errors import raise_storage_error, register_error_pages
+from kamusm.web.extensions import babel, csrf, limiter
+from kamusm.web.security import add_security_headers, refuse_cross_site
+from kamusm.web.sessions import SqliteSessionInterface
+from kamusm.web.views import certificates, demo, health, login, menu, pin_puk, profile, reset, unlock
+from kamusm.web.views import helper_dist as helper_dist_views
 from kamusm.words import WordHasher
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MAX_REQUEST_BYTES = 64 * 1024
 
 
@@ -27,7 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     test_config = test_config or {}
     instance_path = Path(test_config.get("KAMUSM_INSTANCE")
                          or os.environ.get("KAMUSM_INSTANCE") or PROJECT_ROOT / "instance").resolve()
-    app = Flask(__name__, instance_path=str(instance_path), instance_relative_config=True,
+    app = Flask("kamusm", instance_path=str(instance_path), instance_relative_config=True,
                 template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
     instance_path.mkdir(parents=True, exist_ok=True)
 
@@ -36,9 +42,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     check_settings(settings)
     app.config.update(settings)
     app.config.update(
-        DATABASE=str(instance_path / "kamusm.db"),
+        DATABASE=str(instance_path / "kamusm.web.db"),
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
-        # Referrer-Policy no-referrer removes the Referer this check wants; web.refuse_cross_site checks instead.
+        # Referrer-Policy no-referrer removes the Referer this check wants; security.refuse_cross_site checks instead.
         WTF_CSRF_SSL_STRICT=False,
         WTF_CSRF_TIME_LIMIT=None,  # the token dies with the server-side session, which has its own timeouts
         # Our forms use no WTForms validators, so WTForms' own catalog (loaded per form) is never needed.
@@ -65,24 +71,33 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                                                  app.config["KAMUSM_ARGON2_TIME_COST"],
                                                  app.config["KAMUSM_ARGON2_PARALLELISM"],
                                                  app.config["KAMUSM_ARGON2_SLOTS"] or os.cpu_count() or 1)
-    babel.init_app(app, locale_selector=web.select_locale)
-    web.init_app(app)  # before CSRFProtect, so a cross-site POST is refused as such
+    babel.init_app(app, locale_selector=locale.select_locale)
+    _init_web(app)  # before CSRFProtect, so a cross-site POST is refused as such
     csrf.init_app(app)
     limiter.init_app(app)
-
-    from kamusm import auth, certificates, cli, demo, health, helper_dist, menu, pinpuk, profile, reset, unlock
-
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(menu.bp)
-    app.register_blueprint(pinpuk.bp)
-    app.register_blueprint(reset.bp)
-    app.register_blueprint(unlock.bp)
-    app.register_blueprint(profile.bp)
-    app.register_blueprint(certificates.bp)
-    app.register_blueprint(health.bp)
+    for view in (login, menu, pin_puk, reset, unlock, profile, certificates, health):
+        app.register_blueprint(view.bp)
     app.config["KAMUSM_HELPER_DIST_DIR"] = str(helper_dist.dist_dir(app.config, instance_path))
-    app.register_blueprint(helper_dist.bp)
+    app.register_blueprint(helper_dist_views.bp)
     if app.config["KAMUSM_DEMO"]:
         app.register_blueprint(demo.bp)
     cli.init_app(app)
     return app
+
+
+def _init_web(app: Flask) -> None:
+    """Hooks every request passes, the template globals, and the log filters."""
+    for logger in (logging.getLogger("werkzeug"), logging.getLogger("gunicorn.access"),
+                   logging.getLogger("gunicorn.error"), app.logger):
+        if not any(isinstance(existing, RedactLinkTokens) for existing in logger.filters):
+            logger.addFilter(RedactLinkTokens())
+    app.before_request(raise_storage_error)
+    app.before_request(refuse_cross_site)
+    app.after_request(add_security_headers)
+    app.context_processor(guards.login_context)
+    app.jinja_env.globals["page_csrf_token"] = rendering.page_csrf_token  # a global, so imported macros see it too
+    app.jinja_env.globals["csrf_field"] = rendering.csrf_field
+    app.add_template_filter(rendering.format_timestamp, "datetime")
+    templating.init_app(app, locale.LANGUAGES)
+    app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))
+    register_error_pages(app)

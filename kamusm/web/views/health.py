@@ -6,7 +6,7 @@ import sqlite3
 from flask import Blueprint, jsonify
 
 from kamusm import storage
-from kamusm.db import get_db
+from kamusm.web.db import get_db
 
 bp = Blueprint("health", __name__)
 

@@ -3,7 +3,8 @@
 The cookie carries only a random 256-bit token; the database keys the row by
 the token's SHA-256, so a copy of the database cannot be replayed as cookies.
 Idle and absolute timeouts are enforced here on every request; `rotate()` gives
-a new id at login, `destroy()` removes the row at logout.
+a new id at login, `destroy()` removes the row at logout, and the rows of sessions
+nobody came back to are purged here on kamusm.housekeeping's schedule.
 
 Requests for static files are sessionless: the cookie is not read, no row is
 touched or made, and no cookie is set, so even a missing file's 404 page hands
@@ -21,7 +22,7 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
-from kamusm import storage
+from kamusm import housekeeping, storage
 
 TOKEN_BYTES = 32
 TOUCH_INTERVAL_SECONDS = 15
@@ -70,9 +71,10 @@ def is_static_path(app: Flask, path: str) -> bool:
 
 
 class SqliteSessionInterface(SessionInterface):
-    def __init__(self, db_factory, clock=time.time):
+    def __init__(self, db_factory, clock=time.time, schedule: housekeeping.PurgeSchedule | None = None):
         self._db_factory = db_factory
         self._clock = clock
+        self.purge_schedule = schedule or housekeeping.PurgeSchedule()
 
     def is_null_session(self, obj: object) -> bool:
         """Flask saves no null session: a sessionless request's writes (if any) go nowhere."""
@@ -107,10 +109,19 @@ class SqliteSessionInterface(SessionInterface):
         return ServerSession(row["data"], token=token, created_at=row["created_at"], seen_at=row["seen_at"])
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
-        from flask import request
-
         if session.storage_error is not None:
             return
+        self._save(app, session, response)
+        if self.purge_schedule.due(self._clock()):
+            purged = housekeeping.purge_expired_sessions(self._db_factory(), self._clock(),
+                                                         app.config["KAMUSM_SESSION_IDLE_SECONDS"],
+                                                         app.config["KAMUSM_SESSION_MAX_SECONDS"])
+            if purged:
+                app.logger.info("purged %d expired session(s)", purged)
+
+    def _save(self, app: Flask, session: ServerSession, response: Response) -> None:
+        from flask import request
+
         name = cookie_name(request)
         db = self._db_factory()
         now = self._clock()

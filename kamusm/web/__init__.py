@@ -1,0 +1,1 @@
+"""The web layer: rendering, guards, errors, forms and the thin views over the rules in kamusm/<domain>.py."""

@@ -1,0 +1,44 @@
+"""The portal's forms, as classes (microblog's way); fields are text, validated by the rules they feed."""
+from __future__ import annotations
+
+from flask import (
+    request,
+)
+from flask_wtf import FlaskForm
+from flask_wtf.form import _Auto
+from wtforms import PasswordField, StringField
+
+
+class TextForm(FlaskForm):
+    """A form of text fields read from the urlencoded or multipart form only, without a CSRF field of its own.
+
+    Flask-WTF would also fill fields from file parts (FileStorage) and JSON bodies (any type);
+    every field here is a string, so those sources are never consulted.
+    """
+
+    class Meta:
+        csrf = False  # CSRFProtect has checked every POST before a view runs; a second token per form only costs
+
+        def wrap_formdata(self, form, formdata):
+            if formdata is not _Auto:
+                return formdata
+            return request.form if request.method in {"POST", "PUT", "PATCH", "DELETE"} else None
+
+
+class LoginForm(TextForm):
+    identity = StringField()
+    captcha = StringField()
+    security_word = PasswordField()
+
+
+class CodeForm(TextForm):
+    code = StringField()
+
+
+class ForgotForm(TextForm):
+    identity = StringField()
+
+
+class ResetForm(TextForm):
+    security_word = PasswordField()
+    security_word_confirm = PasswordField()

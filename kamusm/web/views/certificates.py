@@ -1,0 +1,123 @@
+"""Sertifika Durum Değişikliği, and the CRL and OCSP a relying party fetches."""
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+from pathlib import Path
+
+from flask import Blueprint, Response, abort, current_app, request, session
+from flask_babel import format_date
+
+from kamusm import audit, auth, ca, pinpuk, storage
+from kamusm.certificates import (
+    ACTION_LABELS,
+    CRL_MIMETYPE,
+    DONE_MESSAGES,
+    OCSP_RESPONSE_MIMETYPE,
+    REASON_LABELS,
+    REVOKE_REASONS,
+    STATUS_LABELS,
+    CertificateNotFound,
+    Change,
+    TransitionRefused,
+    add_missing_certificates,
+    allowed_actions,
+    apply_change,
+    current_crl,
+    ocsp_status,
+    read_change,
+)
+from kamusm.errors import ValidationError
+from kamusm.web import current, guards, rendering, stepup
+from kamusm.web.db import get_db
+from kamusm.web.extensions import csrf
+
+bp = Blueprint("certificates", __name__)
+
+
+def _authority() -> ca.Authority | None:
+    """The demo CA, only in demo mode: a real deployment never signs with it, even if its files linger."""
+    if not current_app.config["KAMUSM_DEMO"]:
+        return None
+    return ca.load_ca(Path(current_app.instance_path))
+
+
+def _public_url() -> str:
+    return current_app.config["KAMUSM_PUBLIC_URL"] or ca.DEFAULT_PUBLIC_URL
+
+
+def _display(row: dict) -> dict:
+    until = row["not_after"]
+    return {**row, "card_serial_masked": pinpuk.mask_serial(row["card_serial"]),
+            "valid_from": format_date(datetime.fromtimestamp(row["not_before"], timezone.utc)),
+            "valid_until": format_date(datetime.fromtimestamp(until, timezone.utc)) if until else None,
+            "actions": allowed_actions(row["status"])}
+
+
+def _screen(state: str, status: int = 200, message: str | None = None, change: Change | None = None):
+    db, holder_id = get_db(), session["holder_id"]
+    authority = _authority()
+    add_missing_certificates(db, authority, _public_url(), current.now(), holder_id)
+    rows = [_display(row) for row in storage.certificates.holder_certificates(db, holder_id)]
+    return rendering.render_screen("certificate", state, status=status, rows=rows, message=message, change=change,
+                             own_ca=authority is not None, reasons=REVOKE_REASONS, reason_labels=REASON_LABELS,
+                             status_labels=STATUS_LABELS, action_labels=ACTION_LABELS, mask_serial=pinpuk.mask_serial)
+
+
+@bp.route("/certificate", methods=["GET", "POST"])
+@guards.require_stage(auth.STAGE_DONE)
+def certificate():
+    if request.method == "GET":
+        return _screen("list")
+    db, now, holder_id = get_db(), current.now(), session["holder_id"]
+    try:
+        change = read_change(db, holder_id, request.form)
+    except (ValidationError, CertificateNotFound, TransitionRefused) as exc:
+        audit.record(db, now, "certificate.change", "rejected", holder_id, current.client_ip(),
+                     problem=type(exc).__name__)
+        return _screen("list", exc.status, str(exc))
+    needed = stepup.demand_fresh_code("certificate.change", request.form)
+    if needed:
+        return _screen("stepup", needed.status, needed.message, change=change)
+    try:
+        apply_change(db, _authority(), change, holder_id, current.client_ip(), now)
+    except TransitionRefused as exc:
+        return _screen("list", exc.status, str(exc))
+    if rendering.is_htmx_partial():
+        return _screen("done", message=str(DONE_MESSAGES[change.action]))
+    return rendering.redirect_to("certificates.certificate")
+
+
+@bp.get("/crl.der")
+def crl():
+    authority = _authority()
+    if authority is None:
+        abort(404)
+    return Response(current_crl(get_db(), authority, current.now()), mimetype=CRL_MIMETYPE)
+
+
+def _ocsp_answer(request_der: bytes) -> Response:
+    authority = _authority()
+    if authority is None:
+        return Response(ca.unauthorized_response(), status=404, mimetype=OCSP_RESPONSE_MIMETYPE)
+    db = get_db()
+    answer, well_formed = ca.answer_ocsp(authority, request_der, lambda serial: ocsp_status(db, serial), current.now())
+    return Response(answer, status=200 if well_formed else 400, mimetype=OCSP_RESPONSE_MIMETYPE)
+
+
+@bp.get("/ocsp/<path:encoded>")
+def ocsp_get(encoded: str):
+    """RFC 6960 A.1: GET {url}/{url-encoding of base64 of the DER request}; base64 may hold '/' and '//'."""
+    try:
+        request_der = base64.b64decode(encoded, validate=True)
+    except ValueError:
+        request_der = b""
+    return _ocsp_answer(request_der)
+
+
+@bp.post("/ocsp")
+def ocsp_post():
+    return _ocsp_answer(request.get_data(cache=False))
+
+
+csrf.exempt(ocsp_post)
