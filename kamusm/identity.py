@@ -1,7 +1,10 @@
 """Identity numbers: T.C. Kimlik No (with its checksum) or a passport number.
 
 Only ASCII is accepted: Python's str.isdigit() also accepts Arabic-Indic and
-other Unicode digits, which would let two spellings name one holder.
+other Unicode digits, which would let two spellings name one holder. Every
+way an identity comes in (login, /forgot, the roster import, the command line)
+goes through normalize_identity, so one holder has one spelling; kamusm.policy
+holds the other input rules.
 """
 from __future__ import annotations
 
@@ -28,23 +31,25 @@ def tckn_checksum_ok(number: str) -> bool:
 
 
 def normalize_identity(raw: str) -> str:
-    """Return the canonical identity or raise ValidationError with the reason.
+    """Return the canonical identity or raise ValidationError (field identity) with the reason.
 
     All-digit input must be a valid T.C. Kimlik No; anything else must look like
     a passport number (6 to 12 ASCII letters and digits, case-folded to upper).
     """
     text = (raw or "").strip().replace(" ", "")
     if not text:
-        raise ValidationError(_l("Kimlik numaranızı giriniz."))
+        raise ValidationError(_l("Kimlik numaranızı giriniz."), "identity")
     if len(text) > IDENTITY_MAX_LENGTH:
-        raise ValidationError(_l("Kimlik numarası en fazla %(n)d karakter olabilir.", n=IDENTITY_MAX_LENGTH))
+        raise ValidationError(_l("Kimlik numarası en fazla %(n)d karakter olabilir.", n=IDENTITY_MAX_LENGTH),
+                              "identity")
     if not text.isascii():
-        raise ValidationError(_l("Kimlik numarasında yalnızca 0-9 rakamları ve A-Z harfleri kullanılabilir."))
+        raise ValidationError(_l("Kimlik numarasında yalnızca 0-9 rakamları ve A-Z harfleri kullanılabilir."),
+                              "identity")
     if _ALL_DIGITS.fullmatch(text):
         if len(text) != 11 or not tckn_checksum_ok(text):
-            raise ValidationError(_l("Bu geçerli bir T.C. Kimlik Numarası değil."))
+            raise ValidationError(_l("Bu geçerli bir T.C. Kimlik Numarası değil."), "identity")
         return text
     text = text.upper()
     if not _PASSPORT.fullmatch(text):
-        raise ValidationError(_l("Pasaport numarası 6-12 harf ve rakamdan oluşmalıdır."))
+        raise ValidationError(_l("Pasaport numarası 6-12 harf ve rakamdan oluşmalıdır."), "identity")
     return text

@@ -3,7 +3,8 @@
 A link carries a 256-bit random token; the database keeps only its SHA-256,
 so a database copy yields no working link. A new link for the same holder and
 purpose voids the older ones; a used or expired link does nothing. Setting the
-word ends every session the holder had.
+word ends every session the holder had. What the new word may be is
+kamusm.policy.check_security_word: the roster import applies the same rules.
 
 The screens over these rules are in kamusm/web/views/reset.py.
 """
@@ -11,14 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from pathlib import Path
-
-from flask_babel import lazy_gettext as _l
 
 from kamusm import audit, storage
 from kamusm.contact import email_domain_allowed
-from kamusm.errors import ValidationError
-from kamusm.words import SECURITY_WORD_MAX_LENGTH
 
 TOKEN_BYTES = 32
 
@@ -29,16 +25,10 @@ ACTIVATION_TTL_SECONDS = 7 * 24 * 3600
 RESET_TTL_SECONDS = 30 * 60
 
 
-SECURITY_WORD_MIN_LENGTH = 10
-
-
 PURPOSE_ACTIVATION = "activation"
 
 
 PURPOSE_RESET = "reset"
-
-
-COMMON_WORDS_FILE = Path(__file__).parent / "data" / "common_words.txt"
 
 
 RESETS_PER_HOLDER_PER_HOUR = 3
@@ -69,29 +59,6 @@ def live_token(db, token: str, now: float) -> dict | None:
     if row is None or row["used_at"] is not None or row["expires_at"] < now:
         return None
     return row
-
-
-def _common_words() -> frozenset[str]:
-    return frozenset(line.strip().lower() for line in COMMON_WORDS_FILE.read_text().splitlines() if line.strip())
-
-
-def check_new_word(word: str, confirm: str, holder: dict) -> None:
-    """Raise ValidationError (with the field) when the new security word breaks a rule."""
-    if len(word) < SECURITY_WORD_MIN_LENGTH:
-        raise ValidationError(_l("Güvenlik sözcüğü en az %(n)d karakter olmalıdır.", n=SECURITY_WORD_MIN_LENGTH),
-                              "security_word")
-    if len(word) > SECURITY_WORD_MAX_LENGTH:
-        raise ValidationError(_l("Güvenlik sözcüğü en fazla %(n)d karakter olabilir.", n=SECURITY_WORD_MAX_LENGTH),
-                              "security_word")
-    folded = word.casefold()
-    name_parts = [part.casefold() for part in holder["name"].split() if len(part) >= 3]
-    if holder["identity"].casefold() in folded or any(part in folded for part in name_parts):
-        raise ValidationError(_l("Güvenlik sözcüğü kimlik numaranızı ya da adınızı içeremez."), "security_word")
-    if folded in _common_words() or len(set(folded)) < 4:
-        raise ValidationError(_l("Bu sözcük çok yaygın ya da tahmin edilmesi kolay. Lütfen başka bir sözcük seçiniz."),
-                              "security_word")
-    if word != confirm:
-        raise ValidationError(_l("İki güvenlik sözcüğü birbirinin aynı değil."), "security_word_confirm")
 
 
 def set_security_word(db, holder: dict, token_row: dict, word_hash: str, now: float, ip: str) -> bool:

@@ -11,7 +11,7 @@ The portal never hands the PUK to the browser in clear: it seals it to a helper
 key pinned to the holder by pairing (kamusm.pairing), bound to the card serial
 the helper read, for kamusm.sealing.SEAL_TTL_SECONDS and one use, and only after
 an SMS code confirmed in the last 5 minutes. The new PIN passes through the
-portal only to check its rules; it is never stored or logged.
+portal only to check its rules (kamusm.policy.check_new_pin); it is never stored or logged.
 
 Security assumptions:
 - Everything the page reports is untrusted: it only chooses which screen to
@@ -27,7 +27,6 @@ The screens over these rules are in kamusm/web/views/unlock.py.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -37,6 +36,7 @@ from flask_babel import lazy_gettext as _l
 from kamusm import pairing, sealing, storage
 from kamusm.errors import ValidationError
 from kamusm.helper.service import DEFAULT_PORT as DEFAULT_HELPER_PORT
+from kamusm.policy import SERIAL_PATTERN
 
 SEALS_PER_DAY = 3
 
@@ -45,12 +45,6 @@ PIN_OPERATIONS_PER_DAY = 10
 
 
 DAY_SECONDS = 24 * 3600
-
-
-PIN_MIN_DIGITS = 4
-
-
-PIN_MAX_DIGITS = 8
 
 
 MAX_TRIES_REPORTED = 15
@@ -70,31 +64,65 @@ HELPER_DOWN = ("unreachable", "forbidden_origin")
 CARD_PROBLEMS = ("no_reader", "no_card", "card_removed", "busy", "pcsc_unavailable", "bad_request")
 
 
-_PIN = re.compile(r"[0-9]+", re.ASCII)
+# The /unlock texts the page's script shows or more than one place says, the helper's answers
+# (OUTCOMES) among them: views and templates render them from here and the script reads them from
+# the page's data-messages, so none has a second copy.
+MESSAGES = {
+    "ok": _l("İşlem tamamlandı."),
+    "no_reader": _l("Kart okuyucu bulunamadı. Okuyucuyu takıp tekrar deneyiniz."),
+    "no_card": _l("Okuyucuda kart yok. Kartınızı takıp tekrar deneyiniz."),
+    "card_removed": _l("Kart işlem sırasında çıkarıldı. Kartı takıp tekrar deneyiniz."),
+    "wrong_pin": _l("PIN hatalı."),
+    "wrong_puk": _l("PUK kartta kabul edilmedi. Lütfen kurumunuzla görüşünüz."),
+    "pin_blocked": _l("PIN bloke. Kilit Çözme ile yeni PIN belirleyebilirsiniz."),
+    "puk_blocked": _l("Kartınızın PUK'u kalıcı olarak bloke olmuştur; kilidi çözülemez. "
+                      "Yeni sertifika için kurumunuzla görüşünüz."),
+    "bad_request": _l("Kart yardımcısı isteği kabul etmedi. Lütfen sayfayı yenileyiniz."),
+    "forbidden_origin": _l("Bilgisayarınızdaki kart yardımcısı bu portal için başlatılmamış. "
+                           "Aşağıdaki başlatma komutuyla yeniden başlatınız."),
+    "busy": _l("Kart yardımcısı başka bir işlemle meşgul. Biraz sonra tekrar deneyiniz."),
+    "pcsc_unavailable": _l("Bilgisayarınızdaki akıllı kart hizmeti çalışmıyor."),
+    "unreachable": _l("Kart yardımcısına ulaşılamadı."),
+    "card_unreadable": _l("Kart okunamadı. Kartınızı çıkarıp yeniden takınız."),
+    "foreign_card": _l("Okuyucudaki kart size ait değil. Lütfen kendi kartınızı takınız."),
+    "bad_helper_key": _l("Kart yardımcısının anahtarı geçersiz. Lütfen yardımcıyı yeniden başlatınız."),
+    "not_understood": _l("Kart yardımcısından gelen bilgi anlaşılamadı. Lütfen sayfayı yenileyiniz."),
+    "unknown_operation": _l("Bilinmeyen işlem."),
+    "portal_error": _l("Portal isteği yanıtlayamadı. Lütfen sayfayı yenileyiniz."),
+    "working": _l("Kartla işlem yapılıyor; kartı çıkarmayınız…"),
+    "last_try": _l("Yalnızca bir deneme hakkı kaldı. Devam etmek için aşağıdaki onay kutusunu işaretleyiniz."),
+    "tries_left": _l("kalan deneme"),
+}
 
 
-_SERIAL = re.compile(r"[A-Za-z0-9]{4,32}", re.ASCII)
+DONE_MESSAGES = {
+    "verify": _l("PIN doğru."),
+    "change": _l("PIN'iniz değiştirildi."),
+    "unblock": _l("Kartınızın kilidi çözüldü; yeni PIN'iniz geçerli."),
+}
 
 
-def check_new_pin(new_pin: str, confirm: str) -> str:
-    """Raise ValidationError (naming the field) unless new_pin is a PIN the card will take and hard to guess."""
-    if not new_pin:
-        raise ValidationError(_l("Yeni PIN'i giriniz."), "new_pin")
-    if not _PIN.fullmatch(new_pin) or not PIN_MIN_DIGITS <= len(new_pin) <= PIN_MAX_DIGITS:
-        raise ValidationError(_l("PIN %(low)d-%(high)d rakamdan oluşmalıdır.", low=PIN_MIN_DIGITS, high=PIN_MAX_DIGITS),
-                              "new_pin")
-    digits = [int(char) for char in new_pin]
-    steps = {later - earlier for earlier, later in zip(digits, digits[1:], strict=False)}
-    if len(set(digits)) == 1 or steps in ({1}, {-1}):
-        raise ValidationError(_l("Tek rakamın tekrarı ya da ardışık rakamlar PIN olamaz."), "new_pin")
-    if new_pin != confirm:
-        raise ValidationError(_l("İki PIN birbirinin aynı değil."), "new_pin_confirm")
-    return new_pin
+def messages() -> dict[str, str]:
+    """MESSAGES in the request's language, for the page's data-messages and the templates."""
+    return {name: str(text) for name, text in MESSAGES.items()}
+
+
+def outcome_message(operation: str, outcome: str) -> str:
+    """What the page shows once the helper answered `outcome` (one of OUTCOMES) to `operation`."""
+    return str(DONE_MESSAGES[operation] if outcome == "ok" else MESSAGES[outcome])
+
+
+def card_problem_message(error: str) -> str:
+    """The card_problem screen's message for what the helper answered instead of a card.
+
+    bad_request there means the card's answer made no sense to the helper (not a refused request).
+    """
+    return str(MESSAGES[error] if error in CARD_PROBLEMS and error != "bad_request" else MESSAGES["card_unreadable"])
 
 
 def holder_card(db, holder_id: int, serial: str) -> dict | None:
     """The card with this serial if it is the holder's own, else None."""
-    if not _SERIAL.fullmatch(serial or ""):
+    if not SERIAL_PATTERN.fullmatch(serial or ""):
         return None
     card = storage.cards.find_card(db, serial)
     if card is None or card["holder_id"] != holder_id:
@@ -124,13 +152,13 @@ def _tries(text: str | None) -> int | None:
     if text in (None, ""):
         return None
     if not (text.isascii() and text.isdigit()) or int(text) > MAX_TRIES_REPORTED:
-        raise ValidationError(_l("Kart yardımcısından gelen bilgi anlaşılamadı. Lütfen sayfayı yenileyiniz."))
+        raise ValidationError(MESSAGES["not_understood"])
     return int(text)
 
 
 def read_facts(args: Mapping[str, str]) -> HelperFacts:
     """The page's report, checked for shape; ValidationError for anything a helper would not say."""
-    not_understood = ValidationError(_l("Kart yardımcısından gelen bilgi anlaşılamadı. Lütfen sayfayı yenileyiniz."))
+    not_understood = ValidationError(MESSAGES["not_understood"])
     error = args.get("error", "")
     if error and error not in OUTCOMES:
         raise not_understood
@@ -143,7 +171,7 @@ def read_facts(args: Mapping[str, str]) -> HelperFacts:
     elif error not in HELPER_DOWN:
         raise not_understood
     serial = args.get("serial", "")
-    if serial and not _SERIAL.fullmatch(serial):
+    if serial and not SERIAL_PATTERN.fullmatch(serial):
         raise not_understood
     return HelperFacts(error=error, helper_key=helper_key, serial=serial,
                        helper_name=pairing.clean_helper_name(args.get("helper_name", "")),
@@ -210,21 +238,3 @@ def install_steps(wheel_url: str, sha256: str, origin: str, first: str, port: in
 def pairing_notice(fingerprint: str) -> str:
     return _("Kamu SM: hesabınıza yeni bir kart yardımcısı eşleştirildi (anahtar %(fingerprint)s). "
              "Bunu siz yapmadıysanız Kilit Çözme ekranından kaldırıp kurumunuzla görüşünüz.", fingerprint=fingerprint)
-
-
-def outcome_message(operation: str, outcome: str) -> str:
-    if outcome == "ok":
-        return {"verify": _("PIN doğru."), "change": _("PIN'iniz değiştirildi."),
-                "unblock": _("Kartınızın kilidi çözüldü; yeni PIN'iniz geçerli.")}[operation]
-    return {
-        "no_reader": _("Kart okuyucu bulunamadı. Okuyucuyu takıp tekrar deneyiniz."),
-        "no_card": _("Okuyucuda kart yok. Kartınızı takıp tekrar deneyiniz."),
-        "card_removed": _("Kart işlem sırasında çıkarıldı. Kartı takıp tekrar deneyiniz."),
-        "wrong_pin": _("PIN hatalı."),
-        "wrong_puk": _("PUK kartta kabul edilmedi. Lütfen kurumunuzla görüşünüz."),
-        "pin_blocked": _("PIN bloke. Kilit Çözme ile yeni PIN belirleyebilirsiniz."),
-        "puk_blocked": _("PUK kalıcı olarak bloke; yeni sertifika gerekir."),
-        "busy": _("Kart yardımcısı başka bir işlemle meşgul. Biraz sonra tekrar deneyiniz."),
-        "pcsc_unavailable": _("Bilgisayarınızdaki akıllı kart hizmeti çalışmıyor."),
-        "unreachable": _("Kart yardımcısına ulaşılamadı."),
-    }.get(outcome, _("İşlem tamamlanamadı."))

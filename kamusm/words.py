@@ -1,7 +1,8 @@
 """Security words: Argon2id hashing, constant-time checks, rehash when parameters rise.
 
 An unknown identity is checked against a dummy hash made with the same
-parameters, so a wrong ID costs the same time as a wrong word.
+parameters, so a wrong ID costs the same time as a wrong word. What a word
+may be is kamusm.policy's business; this module only hashes and checks.
 
 Hashes run on `slots` threads of their own (per process); requests queue for
 them. Argon2id is memory-hard on purpose: hashes beyond the cores do not
@@ -25,11 +26,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from flask_babel import lazy_gettext as _l
 
-from kamusm.errors import ValidationError
-
-SECURITY_WORD_MAX_LENGTH = 128
 _DUMMY_WORD = "kamusm-dummy-security-word"
 _CHECK_TIME_WEIGHT = 0.2  # of the newest check in the running mean: follows a burst within a few checks
 
@@ -90,11 +87,3 @@ class WordHasher:
         """Wait about as long as a check takes in this process now, hashing nothing."""
         time.sleep(self._check_seconds)
 
-
-def check_word_input(word: str) -> str:
-    """Raise ValidationError for an empty or over-long security word; return it unchanged."""
-    if not word:
-        raise ValidationError(_l("Güvenlik sözcüğünüzü giriniz."))
-    if len(word) > SECURITY_WORD_MAX_LENGTH:
-        raise ValidationError(_l("Güvenlik sözcüğü en fazla %(n)d karakter olabilir.", n=SECURITY_WORD_MAX_LENGTH))
-    return word

@@ -24,29 +24,25 @@ from __future__ import annotations
 import base64
 import io
 import re
-from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from kamusm import certificates, reset, storage
+from kamusm import certificates, policy, reset, storage
 from kamusm.contact import normalize_email, normalize_phone
 from kamusm.errors import ValidationError
 from kamusm.identity import normalize_identity
-from kamusm.unlock import OPERATIONS, OUTCOMES, check_new_pin
+from kamusm.unlock import OPERATIONS, OUTCOMES
 from kamusm.web.factory import MAX_REQUEST_BYTES
-from tests.conftest import CAPTCHA_ANSWER, SELIN, csrf_token, latest_code
+from tests.conftest import CAPTCHA_ANSWER, SELIN, csrf_token, id_of, latest_code, with_demo_certificates
 from tests.hostile_settings import hostile
 from tests.unlock_actions import HELPER_PUBLIC, start_pairing
-
-# Hypothesis settings ------------------------------------------------------------------------------
 
 HOSTILE = hostile(40)
 FEW = hostile(15)
 
-# Payloads ------------------------------------------------------------------------------------------
 
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = "\"><img src=x onerror=alert(1)>"
@@ -152,8 +148,6 @@ def accepts(rule, *args) -> bool:
     return True
 
 
-# Checks ----------------------------------------------------------------------------------------------
-
 _CSRF_VALUE = re.compile(r'name="csrf_token" value="[^"]*"')
 _VOLATILE = re.compile(r"n=[0-9a-f]+|[A-Za-z0-9_\-]{16,}|(?<!\d)\d{3,}(?!\d)")
 
@@ -171,15 +165,11 @@ def _short(value) -> str:
 class Portal:
     """The test client plus the checks every hostile answer must pass."""
 
-    def __init__(self, client, app):
+    def __init__(self, client, app, db):
         self.client = client
         self.app = app
+        self.db = db
         self.baselines: dict[str, str] = {}
-
-    def db_call(self, function, *args):
-        with self.app.app_context():
-            from kamusm.web.db import get_db
-            return function(get_db(), *args)
 
     def post(self, path: str, pairs: list[tuple[str, str]], *, token_page: str = "/menu", htmx: bool = False,
              json_api: bool = False):
@@ -229,11 +219,11 @@ class Portal:
 
 
 @pytest.fixture
-def portal(client, app) -> Portal:
+def portal(client, app, db) -> Portal:
     # An exception a view lets escape becomes the 500 page a browser would get, not a test-client traceback:
     # the checks then name the input that caused it (the traceback is in the captured log).
     app.config["PROPAGATE_EXCEPTIONS"] = False
-    return Portal(client, app)
+    return Portal(client, app, db)
 
 
 @pytest.fixture
@@ -249,8 +239,6 @@ def signed_in_stale(signed_in, clock) -> Portal:
     clock.advance(301)
     return signed_in
 
-
-# /login -----------------------------------------------------------------------------------------------
 
 @HOSTILE
 @given(pairs=shaped({"identity": sometimes(SELIN["identity"]), "captcha": sometimes(CAPTCHA_ANSWER),
@@ -278,8 +266,6 @@ def test_login_reflects_the_identity_escaped(portal):
         portal.check(response, payload)
 
 
-# /forgot ----------------------------------------------------------------------------------------------
-
 @HOSTILE
 @given(pairs=shaped({"identity": sometimes(SELIN["identity"], "AB123456")}), htmx=st.booleans())
 @example(pairs=[("identity", XSS_SCRIPT)], htmx=False)
@@ -290,13 +276,9 @@ def test_forgot_form(portal, pairs, htmx):
                  may_succeed=accepts(normalize_identity, first(pairs, "identity") or ""))
 
 
-# /reset/<token> ---------------------------------------------------------------------------------------
-
 def _fresh_reset_link(portal: Portal) -> tuple[str, dict]:
-    def issue(db):
-        holder = storage.holders.find_holder(db, SELIN["identity"])
-        return reset.issue_link_token(db, holder["id"], reset.PURPOSE_RESET, portal.app.config["CLOCK"]()), holder
-    return portal.db_call(issue)
+    holder = storage.holders.find_holder(portal.db, SELIN["identity"])
+    return reset.issue_link_token(portal.db, holder["id"], reset.PURPOSE_RESET, portal.app.config["CLOCK"]()), holder
 
 
 @HOSTILE
@@ -314,12 +296,10 @@ def test_reset_form_with_a_real_link(portal, word, confirm, same, shape):
     elif shape == "repeated":
         pairs = pairs + [("security_word", "another-long-word-9")]
     response, length = portal.post(f"/reset/{token}", pairs, token_page=f"/reset/{token}")
-    valid = accepts(reset.check_new_word, first(pairs, "security_word") or "",
-                    first(pairs, "security_word_confirm") or "", holder)
+    valid = accepts(policy.check_security_word, first(pairs, "security_word") or "",
+                    first(pairs, "security_word_confirm") or "", holder["identity"], holder["name"])
     portal.check(response, pairs, body_length=length, may_succeed=valid)
 
-
-# /login/code ------------------------------------------------------------------------------------------
 
 def _six_digits(code: str | None) -> bool:
     return code is not None and re.fullmatch(r"[0-9]{6}", code.strip().replace(" ", ""), re.ASCII) is not None
@@ -337,8 +317,6 @@ def test_login_code_form(portal, auth, pairs, htmx):
     portal.check(response, pairs, body_length=length, baseline=baseline,
                  may_succeed=_six_digits(first(pairs, "code")))
 
-
-# /pin-puk/reveal and /pin-puk/delete ------------------------------------------------------------------
 
 @HOSTILE
 @given(pairs=shaped({"code": hostile_text}), htmx=st.booleans())
@@ -365,14 +343,12 @@ def test_pin_puk_delete_confirm(signed_in, pairs, htmx):
     signed_in.check(response, pairs, body_length=length, may_succeed=first(pairs, "confirm") == "yes")
 
 
-# /unlock, /unlock/op, /unlock/result (JSON answers) -------------------------------------------------
-
 VALID_PIN = "582046"
 HELPER_KEY = base64.urlsafe_b64encode(bytes(range(1, 33))).rstrip(b"=").decode()
 
 
 def _pin_ok(new_pin: str, confirm: str) -> bool:
-    return accepts(check_new_pin, new_pin, confirm)
+    return accepts(policy.check_new_pin, new_pin, confirm)
 
 
 @HOSTILE
@@ -479,8 +455,6 @@ def test_unlock_stepup_form(signed_in, code):
     signed_in.check(response, [("code", code)], body_length=length, may_succeed=False)
 
 
-# /profile -------------------------------------------------------------------------------------------
-
 def _profile_may_succeed(pairs) -> bool:
     names = [name for name, _ in pairs]
     if "code" in names:
@@ -527,22 +501,14 @@ def test_profile_code_after_five_minutes(signed_in_stale, code):
     portal.check(response, code, body_length=length, may_succeed=_six_digits(code))
 
 
-# /certificate --------------------------------------------------------------------------------------
-
 @pytest.fixture
 def with_ca(app):
     """The demo CA and the demo certificates (`kamusm demo`), so /ocsp parses and /certificate signs."""
-    with app.app_context():
-        from kamusm.web.db import get_db
-        certificates.issue_demo_certificates(get_db(), Path(app.instance_path), "", app.config["CLOCK"]())
-    return app
+    return with_demo_certificates(app)
 
 
 def _certificate_id(portal: Portal) -> str:
-    def own(db):
-        holder = storage.holders.find_holder(db, SELIN["identity"])
-        return storage.certificates.holder_certificates(db, holder["id"])[-1]["id"]
-    return str(portal.db_call(own))
+    return str(storage.certificates.holder_certificates(portal.db, id_of(portal.db))[-1]["id"])
 
 
 def _certificate_plan(certificate_id: str) -> FieldPlan:
@@ -586,8 +552,6 @@ def test_certificate_id_edge_values(with_ca, signed_in, certificate_id):
     signed_in.check(response, certificate_id, body_length=length)
     assert response.status_code == 404
 
-
-# Query strings, headers, cookies, path parameters ----------------------------------------------------
 
 latin1_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=60)
 
@@ -718,8 +682,6 @@ def test_ocsp_post_body(with_ca, portal, raw, content_type):
     portal.check(response, raw.decode("latin-1"), body_length=len(raw), may_succeed=True, has_message=False)
     assert response.status_code in (200, 400, 413)
 
-
-# Bodies that are not what a browser sends ----------------------------------------------------------
 
 FORMS = [  # (path, a field, the stage the holder must be at)
     ("/login", "identity", "anonymous"),

@@ -35,4 +35,20 @@ def test_normalize_accepts(raw, expected, app):
 def test_normalize_refuses_with_a_reason(raw, fragment, app):
     with app.test_request_context(), pytest.raises(ValidationError) as caught:
         normalize_identity(raw)
-    assert fragment in str(caught.value)
+    assert fragment in str(caught.value) and caught.value.field == "identity"
+
+
+@pytest.mark.parametrize("typed", [" 100 000 001 46 ", "10000000146"])
+def test_the_command_line_reads_an_identity_as_login_does(runner, typed):
+    shown = runner.invoke(args=["kamusm", "holder", "show", typed])
+    assert shown.exit_code == 0 and '"identity": "10000000146"' in shown.output
+
+
+def test_the_command_line_names_what_is_wrong_with_an_identity(runner, app):
+    with app.app_context(), pytest.raises(ValidationError) as caught:
+        normalize_identity("10000000147")
+    with app.app_context():
+        reason = str(caught.value)
+    for command in ("show", "lock", "unlock", "reset-link"):
+        result = runner.invoke(args=["kamusm", "holder", command, "10000000147"])
+        assert result.exit_code == 1 and f"identity: {reason}" in result.output, command

@@ -1,14 +1,25 @@
 """`kamusm import`: all rows or none, every bad line named, re-import updates."""
 
-from kamusm import storage, vault
+import pytest
+
+from kamusm import policy, storage, vault
+from kamusm.errors import ValidationError
 from kamusm.web.factory import create_app
 from tests.conftest import csrf_token
 
 HEADER = "identity,name,phone,email,card_serial,cert_issued,pin,puk,security_word\n"
 GOOD = [
     "10000000450,Deniz Aydın,+905430000010,deniz.aydin@demo.edu.tr,15000010,2015-01-20,123456,12345678,\n",
-    "10000000528,Ali Veli,+905430000011,ali.veli@demo.edu.tr,15000011,2008-05-02,9876,87654321,ali-veli-word-22\n",
+    "10000000528,Ali Veli,+905430000011,ali.veli@demo.edu.tr,15000011,2008-05-02,9876,87654321,kirmizi-elma-22\n",
 ]
+
+
+def said(app, rule, *args) -> str:
+    """What the command line prints for the rule's refusal of args (its language, the rule's own words)."""
+    with app.app_context(), pytest.raises(ValidationError) as caught:
+        rule(*args)
+    with app.app_context():
+        return str(caught.value)
 
 
 def write(tmp_path, *lines, header=HEADER):
@@ -29,7 +40,7 @@ def test_good_import(runner, db, tmp_path, app):
     assert "123456" not in result.output and "12345678" not in result.output
 
 
-def test_bad_rows_import_nothing_and_are_each_named(runner, db, tmp_path):
+def test_bad_rows_import_nothing_and_are_each_named(runner, db, tmp_path, app):
     lines = [
         GOOD[0],
         "10000000451,Bad Checksum,+905430000012,x@demo.edu.tr,15000012,2015-01-01,1234,12345678,\n",
@@ -42,10 +53,24 @@ def test_bad_rows_import_nothing_and_are_each_named(runner, db, tmp_path):
     assert "nothing imported; 3 bad line(s)" in output
     assert "line 3: identity" in output
     assert "line 4: phone" in output and "cert_issued is not a real date" in output
-    assert "pin must be 4 to 8 digits" in output and "puk must be 8 digits" in output
+    assert f"pin: {said(app, policy.check_pin, '12')}" in output
+    assert f"puk: {said(app, policy.check_puk, '1234')}" in output
     assert "line 5: email is not an e-mail address" in output
     assert "line 2" not in output
     assert storage.holders.find_holder(db, "10000000450") is None
+
+
+def test_a_word_reset_would_refuse_is_refused_here_too(runner, db, tmp_path, app):
+    """The roster once took any 8 to 128 characters: "password", or the holder's own name."""
+    named = GOOD[1].replace("kirmizi-elma-22", "ali-veli-word-22")
+    short = GOOD[0].replace(",\n", ",password\n")
+    result = runner.invoke(args=["kamusm", "import", write(tmp_path, short, named)])
+    assert result.exit_code == 1
+    own = said(app, policy.check_security_word, "ali-veli-word-22", None, "10000000528", "Ali Veli")
+    assert f"line 2: security_word: {said(app, policy.check_security_word, 'password')}" in result.output
+    assert f"line 3: security_word: {own}" in result.output
+    assert "password" not in result.output.replace("security_word", "")
+    assert storage.holders.find_holder(db, "10000000528") is None
 
 
 def test_email_domain_is_checked(app_config, tmp_path):

@@ -1,10 +1,14 @@
-"""The portal's side of Kilit Çözme over HTTP: PIN rules, own card only, paired helper, fresh code,
-seal, caps, outcome."""
+"""The portal's side of Kilit Çözme over HTTP: own card only, paired helper, fresh code,
+seal, caps, outcome, and the screens' messages. The PIN rules themselves are tests/test_policy.py."""
+import html
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from kamusm import sealing, storage
-from kamusm.errors import ValidationError
-from kamusm.unlock import SEALS_PER_DAY, check_new_pin
+from kamusm.unlock import MESSAGES, OPERATIONS, OUTCOMES, SEALS_PER_DAY, messages, outcome_message
 from tests.conftest import KEMAL, SELIN, AuthActions
 from tests.unlock_actions import HELPER_KEY, HELPER_PUBLIC, pair_helper, post
 
@@ -12,17 +16,6 @@ from tests.unlock_actions import HELPER_KEY, HELPER_PUBLIC, pair_helper, post
 def ask_seal(client, serial=SELIN["card_serial"], new_pin="582046", confirm=None, key=HELPER_PUBLIC):
     return post(client, "/unlock", new_pin=new_pin, new_pin_confirm=new_pin if confirm is None else confirm,
                 card_serial=serial, helper_key=key)
-
-
-@pytest.mark.parametrize(("new_pin", "confirm", "field"), [
-    ("", "", "new_pin"), ("123", "123", "new_pin"), ("123456789", "123456789", "new_pin"),
-    ("12a456", "12a456", "new_pin"), ("١٢٣٤٥٦", "١٢٣٤٥٦", "new_pin"), ("111111", "111111", "new_pin"),
-    ("123456", "123456", "new_pin"), ("654321", "654321", "new_pin"), ("582046", "582047", "new_pin_confirm"),
-])
-def test_pin_rules(new_pin, confirm, field, app):
-    with app.test_request_context(), pytest.raises(ValidationError) as caught:
-        check_new_pin(new_pin, confirm)
-    assert caught.value.field == field
 
 
 def test_page_looks_for_the_helper(client, auth):
@@ -149,3 +142,43 @@ def test_refused_seals_do_not_spend_the_daily_cap(client, app, auth):
     for _ in range(SEALS_PER_DAY + 2):
         assert ask_seal(client, serial=KEMAL["card_serial"]).status_code == 403
     assert ask_seal(client).status_code == 200
+
+
+ROOT = Path(__file__).resolve().parent.parent
+UNLOCK_SCREENS = [*(ROOT / "templates").glob("**/*unlock*.html"), ROOT / "static" / "js" / "unlock.js"]
+
+
+def test_every_helper_answer_has_its_message(app):
+    with app.test_request_context():
+        assert {outcome for outcome in OUTCOMES if outcome != "ok"} <= MESSAGES.keys()
+        assert [outcome_message(operation, "ok") for operation in OPERATIONS] == [
+            "PIN doğru.", "PIN'iniz değiştirildi.", "Kartınızın kilidi çözüldü; yeni PIN'iniz geçerli."]
+        assert outcome_message("verify", "wrong_pin") == "PIN hatalı."
+
+
+def test_each_message_has_one_home(app):
+    """The templates and the script render kamusm.unlock.MESSAGES; none keeps a copy of its own."""
+    with app.test_request_context():
+        texts = messages()
+    assert len(UNLOCK_SCREENS) > 5
+    for path in UNLOCK_SCREENS:
+        source = path.read_text(encoding="utf-8")
+        assert [text for text in texts.values() if text in source] == [], path
+
+
+def test_the_page_hands_the_messages_to_its_script(client, auth, app):
+    auth.login()
+    page = client.get("/unlock").get_data(as_text=True)
+    found = re.search(r'data-messages="([^"]*)"', page)
+    with app.test_request_context():
+        assert found and json.loads(html.unescape(found.group(1))) == messages()
+
+
+@pytest.mark.parametrize(("error", "shown"), [("no_card", "Okuyucuda kart yok."), ("busy", "meşgul"),
+                                              ("bad_request", "Kart okunamadı."), ("", "Kart okunamadı.")])
+def test_card_problem_says_what_the_helper_answered(client, app, auth, error, shown):
+    auth.login()
+    pair_helper(client, app)
+    facts = {**card_facts(), "error": error} if error else {**card_facts(), "serial": ""}
+    page = client.get("/unlock/state", query_string=facts, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'id="unlock_card_problem"' in page and shown in page

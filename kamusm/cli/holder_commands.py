@@ -7,7 +7,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from kamusm import audit, reset, storage
+from kamusm import audit, reset, roster, storage
 from kamusm.contact import normalize_email, normalize_phone
 from kamusm.errors import ValidationError
 from kamusm.identity import normalize_identity
@@ -22,7 +22,10 @@ ADMIN_LOCK_SECONDS = 100 * 365 * 24 * 3600
 
 
 def _holder_or_fail(db, identity: str) -> dict:
-    holder = storage.holders.find_holder(db, identity.strip().upper())
+    try:
+        holder = storage.holders.find_holder(db, normalize_identity(identity))
+    except ValidationError as exc:
+        raise click.ClickException(f"identity: {exc}") from None
     if holder is None:
         raise click.ClickException("no holder with that identity")
     return holder
@@ -40,9 +43,9 @@ def holder_add_command(identity: str, name: str, phone: str, email: str) -> None
         record = {"identity": normalize_identity(identity), "name": name.strip(), "phone": normalize_phone(phone),
                   "email": normalize_email(email, current_app.config["KAMUSM_EMAIL_DOMAINS"]), "word_hash": None}
     except ValidationError as exc:
-        raise click.ClickException(f"{exc.field or 'identity'}: {exc}") from None
-    if not record["name"] or len(record["name"]) > 100:
-        raise click.ClickException("name: 1 to 100 characters")
+        raise click.ClickException(f"{exc.field}: {exc}") from None
+    if not record["name"] or len(record["name"]) > roster.NAME_MAX_LENGTH:
+        raise click.ClickException(f"name: 1 to {roster.NAME_MAX_LENGTH} characters")
     if storage.holders.find_holder(db, record["identity"]) is not None:
         raise click.ClickException("a holder with that identity exists already")
     with storage.write(db):  # the holder and its audit entry land together

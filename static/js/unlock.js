@@ -22,6 +22,7 @@ class UnlockPage {
     this.root = root;
     this.slot = root.querySelector("[data-unlock-slot]");
     this.helperUrl = root.dataset.helperUrl.replace(/\/$/, "");
+    // Every text comes from the page (kamusm/unlock.py MESSAGES): none is written here.
     this.messages = JSON.parse(root.dataset.messages);
     this.facts = {};
     this.afterStepup = null;
@@ -122,14 +123,22 @@ class UnlockPage {
     else if (answer.status === 0) this.report(this.message("portal_error"), true);
   }
 
-  formError(text) {
-    const line = this.slot.querySelector("[data-form-error]");
+  // The error goes beside the form that was sent (its inputs marked invalid), else the screen's first.
+  formError(text, form = null) {
+    const line = (form && form.querySelector("[data-form-error]")) || this.slot.querySelector("[data-form-error]");
     if (!line) {
       this.report(text, true);
       return;
     }
     line.textContent = text;
     show(line, true);
+    if (form) form.querySelectorAll("input").forEach((input) => input.setAttribute("aria-invalid", "true"));
+  }
+
+  clearFormError(form) {
+    const line = form.querySelector("[data-form-error]");
+    if (line) show(line, false);
+    form.querySelectorAll("input").forEach((input) => input.removeAttribute("aria-invalid"));
   }
 
   report(text, isError) {
@@ -151,7 +160,7 @@ class UnlockPage {
     const answer = await this.portal(this.root.dataset.stepupUrl, {code: form.elements.code.value});
     if (!answer.ok) {
       if (answer.html !== null) this.swap(answer.html);
-      else this.formError(answer.data.message || this.message("portal_error"));
+      else this.formError(answer.data.message || this.message("portal_error"), form);
       return;
     }
     const next = this.afterStepup;
@@ -190,13 +199,14 @@ class UnlockPage {
     } else if (answer.html !== null) {
       this.swap(answer.html);
     } else {
-      this.formError(answer.data.message || this.message("portal_error"));
+      this.formError(answer.data.message || this.message("portal_error"), form);
     }
   }
 
   async run(form) {
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
+    this.clearFormError(form);
     let refreshed = false;
     try {
       refreshed = await this.perform(form);
@@ -226,7 +236,7 @@ class UnlockPage {
     if (operation === "unblock") {
       // A seal is spent when the helper opens it, so the last PUK try is confirmed before asking for one.
       if (facts.puk_tries_left <= 1 && !confirmLastTry) {
-        this.formError(this.message("last_try"));
+        this.formError(this.message("last_try"), form);
         return true;
       }
       const sealed = await this.portal(this.root.dataset.sealUrl, {
@@ -239,7 +249,7 @@ class UnlockPage {
       }
       if (!sealed.ok) {
         if (sealed.data.pair) return false;
-        this.formError(sealed.data.message || this.message("portal_error"));
+        this.formError(sealed.data.message || this.message("portal_error"), form);
         return true;
       }
       helperPath = "/v1/pin/unblock";
@@ -250,7 +260,7 @@ class UnlockPage {
         op: reported, new_pin: values.new_pin || "", new_pin_confirm: values.new_pin_confirm || "",
       });
       if (!permit.ok) {
-        this.formError(permit.data.message || this.message("portal_error"));
+        this.formError(permit.data.message || this.message("portal_error"), form);
         return true;
       }
       if (reported === "unblock") {

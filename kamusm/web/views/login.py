@@ -19,12 +19,12 @@ from kamusm.auth import (
 )
 from kamusm.errors import CodeExpired, CodeRejected, LoginFailed, SmsFailed, TooSoon, ValidationError
 from kamusm.identity import normalize_identity
+from kamusm.policy import check_word_input
 from kamusm.web import current, rendering
 from kamusm.web.db import get_db
 from kamusm.web.extensions import limiter
 from kamusm.web.forms import CodeForm, LoginForm
 from kamusm.web.guards import endpoint_for_stage, require_stage
-from kamusm.words import check_word_input
 
 bp = Blueprint("auth", __name__)
 

@@ -7,7 +7,8 @@ from flask_babel import gettext as _
 from kamusm import mail, storage
 from kamusm.errors import ValidationError
 from kamusm.identity import normalize_identity
-from kamusm.reset import PURPOSE_ACTIVATION, check_new_word, live_token, request_reset, set_security_word
+from kamusm.policy import check_security_word
+from kamusm.reset import PURPOSE_ACTIVATION, live_token, request_reset, set_security_word
 from kamusm.web import current, rendering
 from kamusm.web.db import get_db
 from kamusm.web.extensions import limiter
@@ -30,7 +31,7 @@ def reset(token: str):
                                        activation=row["purpose"] == PURPOSE_ACTIVATION)
     word, confirm = form.security_word.data or "", form.security_word_confirm.data or ""
     try:
-        check_new_word(word, confirm, holder)
+        check_security_word(word, confirm, identity=holder["identity"], name=holder["name"])
     except ValidationError as exc:
         return rendering.render_screen("reset", "form", status=422, form=form, errors={exc.field: str(exc)},
                                  activation=row["purpose"] == PURPOSE_ACTIVATION)

@@ -11,16 +11,19 @@ from kamusm import audit, auth, helper_dist, pairing, sealing, storage, vault
 from kamusm.errors import SmsFailed, ValidationError
 from kamusm.helper.service import DEFAULT_PORT as DEFAULT_HELPER_PORT
 from kamusm.pinpuk import puk_is_shown
+from kamusm.policy import check_new_pin
 from kamusm.unlock import (
+    MESSAGES,
     OPERATIONS,
     OUTCOMES,
     PIN_OPERATIONS_PER_DAY,
     SEALS_PER_DAY,
     HelperFacts,
-    check_new_pin,
+    card_problem_message,
     holder_card,
     holder_system,
     install_steps,
+    messages,
     outcome_message,
     pairing_notice,
     read_facts,
@@ -48,7 +51,7 @@ def _refuse(status: int, message: str, errors: dict | None = None, **extra):
 
 def _page_context(db, holder_id: int) -> dict:
     return {"helpers": storage.helper_keys.holder_helper_keys(db, holder_id),
-            "helper_url": current_app.config["KAMUSM_HELPER_URL"]}
+            "helper_url": current_app.config["KAMUSM_HELPER_URL"], "messages": messages()}
 
 
 def _install_context() -> dict:
@@ -92,6 +95,8 @@ def state():
         context.update(_install_context())
     if name in ("pair", "pair_code"):
         context["fingerprint"] = pairing.key_fingerprint(facts.helper_key)
+    if name == "card_problem":
+        context["message"] = card_problem_message(facts.error)
     if name == "forms":
         context["card"] = {**card, "online": not puk_is_shown(card["cert_issued"])}
     return _state_screen(name, **context)
@@ -132,7 +137,7 @@ def start_pairing():
                                request.form.get("helper_name", ""), _origin(), now)
     except sealing.SealError:
         audit.record(db, now, "unlock.pair_start", "bad_key", holder_id, current.client_ip())
-        return _refuse(422, _("Kart yardımcısının anahtarı geçersiz. Lütfen yardımcıyı yeniden başlatınız."))
+        return _refuse(422, str(MESSAGES["bad_helper_key"]))
     session[PAIRING_ATTEMPT] = attempt
     audit.record(db, now, "unlock.pair_start", "sent", holder_id, current.client_ip(),
                  fingerprint=pairing.key_fingerprint(helper_key))
@@ -152,7 +157,7 @@ def pair():
     except sealing.SealError:
         audit.record(db, now, "unlock.pair", "bad_key", holder_id, current.client_ip())
         return _state_screen("card_problem", 400, facts=facts,
-                             message=_("Kart yardımcısının anahtarı geçersiz. Lütfen yardımcıyı yeniden başlatınız."))
+                             message=str(MESSAGES["bad_helper_key"]))
     try:
         code = pairing.check_code_input(request.form.get("pairing_code", ""))
         pinned = pairing.finish(db, current_app.secret_key, holder_id, session.get(PAIRING_ATTEMPT, ""),
@@ -220,7 +225,7 @@ def seal_for_helper():
         sealing.decode_public_key(helper_key)
     except sealing.SealError:
         audit.record(db, now, "unlock.seal", "bad_key", holder_id, current.client_ip())
-        return _refuse(422, _("Kart yardımcısının anahtarı geçersiz. Lütfen yardımcıyı yeniden başlatınız."))
+        return _refuse(422, str(MESSAGES["bad_helper_key"]))
     pinned = pairing.pinned_key(db, holder_id, helper_key)
     if pinned is None:
         audit.record(db, now, "unlock.seal", "unpaired_helper", holder_id, current.client_ip())
@@ -228,7 +233,7 @@ def seal_for_helper():
     card = holder_card(db, holder_id, request.form.get("card_serial", ""))
     if card is None:
         audit.record(db, now, "unlock.seal", "foreign_card", holder_id, current.client_ip())
-        return _refuse(403, _("Okuyucudaki kart size ait değil. Lütfen kendi kartınızı takınız."))
+        return _refuse(403, str(MESSAGES["foreign_card"]))
     if puk_is_shown(card["cert_issued"]):
         return _refuse(409, _("2010 ve öncesinde üretilen kartların kilidi PUK ile kart aracı üzerinden çözülür."))
     # The cap is counted and spent inside one write transaction, so parallel requests cannot all
@@ -258,7 +263,7 @@ def permit_pin_operation():
     db, now, holder_id = get_db(), current.now(), session["holder_id"]
     operation = request.form.get("op", "")
     if operation not in OPERATIONS:
-        return _refuse(400, _("Bilinmeyen işlem."))
+        return _refuse(400, str(MESSAGES["unknown_operation"]))
     if operation in ("change", "unblock"):
         try:
             check_new_pin(request.form.get("new_pin", ""), request.form.get("new_pin_confirm", ""))
@@ -280,7 +285,7 @@ def report_result():
     db, now, holder_id = get_db(), current.now(), session["holder_id"]
     operation, outcome = request.form.get("op", ""), request.form.get("outcome", "")
     if operation not in OPERATIONS or outcome not in OUTCOMES:
-        return _refuse(400, _("Bilinmeyen işlem."))
+        return _refuse(400, str(MESSAGES["unknown_operation"]))
     card = holder_card(db, holder_id, request.form.get("card_serial", ""))
     with storage.write(db):  # the report and the stale-PIN mark land together
         audit.record(db, now, f"unlock.{operation}", outcome, holder_id, current.client_ip(),
