@@ -1,13 +1,18 @@
 """Fixtures: an app on a fresh instance folder with the demo holders, a
-settable clock, and AuthActions that walk the login steps over HTTP."""
+settable clock, and AuthActions that walk the login steps over HTTP; and the
+helpers the test files share (posting a form, reading the database)."""
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+import sqlite_utils
 
-from kamusm import storage, vault
+from kamusm import certificates, storage, vault
 from kamusm.demo import DEMO_HOLDERS, load_demo_holders
 from kamusm.web.db import connections
 from kamusm.web.factory import create_app
@@ -16,6 +21,7 @@ CAPTCHA_ANSWER = "KMS34"
 SELIN = DEMO_HOLDERS[0]
 KEMAL = DEMO_HOLDERS[1]
 CSRF_PATTERN = re.compile(r'name="csrf_token" value="([^"]+)"')
+SMS_CODE = re.compile(r"\b(\d{6})\b")
 
 
 class Clock:
@@ -58,8 +64,16 @@ def app(app_config):
 
 def load_demo(app):
     with app.app_context():
-        from kamusm.web.db import get_db
-        load_demo_holders(get_db(), app.extensions["kamusm.hasher"], vault.app_keyring(), app.config["CLOCK"]())
+        keyring = vault.app_keyring()
+    with open_db(app) as db:
+        load_demo_holders(db, app.extensions["kamusm.hasher"], keyring, app.config["CLOCK"]())
+
+
+def with_demo_certificates(app):
+    """The app, plus the demo CA and the demo holders' certificates (`kamusm demo`)."""
+    with open_db(app) as db:
+        certificates.issue_demo_certificates(db, Path(app.instance_path), "", app.config["CLOCK"]())
+    return app
 
 
 @pytest.fixture
@@ -72,12 +86,23 @@ def runner(app):
     return app.test_cli_runner()
 
 
+@contextmanager
+def open_db(app) -> Iterator[sqlite_utils.Database]:
+    """A connection of its own to the app's database, closed afterwards, for code that cannot take the
+    `db` fixture (fixtures, helpers given only the app, an app a test builds itself). Unlike an app
+    context around get_db(), it leaves no `g` behind and takes no connection from the request threads."""
+    connection = storage.connect(app.config["DATABASE"])
+    try:
+        yield connection
+    finally:
+        connection.conn.close()
+
+
 @pytest.fixture
 def db(app):
     """A connection of the test's own: no app context stays pushed to leak `g` into requests."""
-    connection = storage.connect(app.config["DATABASE"])
-    yield connection
-    connection.conn.close()
+    with open_db(app) as connection:
+        yield connection
 
 
 def csrf_token(client, path: str = "/login") -> str:
@@ -87,11 +112,41 @@ def csrf_token(client, path: str = "/login") -> str:
     return match.group(1)
 
 
+def post(client, path: str, *, token_page: str = "/menu", htmx: bool = False, json_api: bool = False, **form):
+    """POST `form` with a CSRF token read afresh from `token_page`, as a portal form sends it.
+
+    htmx=True sends HX-Request, as htmx does (the answer is a partial). json_api=True posts as the /unlock
+    page's script does: the token in the X-CSRFToken header, not in the form, and a JSON answer asked for.
+    """
+    token = csrf_token(client, token_page)
+    if json_api:
+        return client.post(path, data=form, headers={"X-CSRFToken": token, "Accept": "application/json"})
+    return client.post(path, data={"csrf_token": token, **form}, headers={"HX-Request": "true"} if htmx else {})
+
+
 def latest_code(app) -> str:
-    with app.app_context():
-        from kamusm.web.db import get_db
-        body = storage.outbox.latest_outbox(get_db(), "sms", 1)[0]["body"]
-    return re.search(r"\b(\d{6})\b", body).group(1)
+    """The code in the newest SMS of the outbox."""
+    with open_db(app) as db:
+        body = storage.outbox.latest_outbox(db, "sms", 1)[0]["body"]
+    return SMS_CODE.search(body).group(1)
+
+
+def code_sent_to(db, phone: str) -> str:
+    """The code in the newest SMS to `phone`."""
+    message = next(message for message in storage.outbox.latest_outbox(db, "sms") if message["recipient"] == phone)
+    return SMS_CODE.search(message["body"]).group(1)
+
+
+def id_of(db, holder: dict = SELIN) -> int:
+    """The database id of a demo holder."""
+    return storage.holders.find_holder(db, holder["identity"])["id"]
+
+
+def audit_events(db, prefix: str = "", holder_id: int | None = None) -> list[tuple[str, str]]:
+    """(event, outcome) of each audit entry, oldest first: those whose event starts with `prefix`, and
+    only the holder's when `holder_id` is given."""
+    return [(entry["event"], entry["outcome"]) for entry in storage.audit_log.audit_entries(db, holder_id)
+            if entry["event"].startswith(prefix)]
 
 
 class AuthActions:

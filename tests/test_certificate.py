@@ -15,7 +15,19 @@ from cryptography.x509 import ocsp
 from kamusm import ca, certificates, storage
 from kamusm.cli.certificate_commands import certificates_cli
 from kamusm.web.factory import create_app
-from tests.conftest import KEMAL, SELIN, AuthActions, csrf_token, latest_code, load_demo
+from tests.conftest import (
+    KEMAL,
+    SELIN,
+    AuthActions,
+    audit_events,
+    csrf_token,
+    id_of,
+    latest_code,
+    load_demo,
+    open_db,
+    post,
+    with_demo_certificates,
+)
 
 RECENT_CODE_SECONDS = 300
 
@@ -23,18 +35,11 @@ RECENT_CODE_SECONDS = 300
 @pytest.fixture
 def app(app):
     """tests/conftest.py's app, plus the demo CA and the demo holders' certificates (`kamusm demo`)."""
-    with app.app_context():
-        from kamusm.web.db import get_db
-        certificates.issue_demo_certificates(get_db(), Path(app.instance_path), "", app.config["CLOCK"]())
-    return app
-
-
-def post(client, **data):
-    return client.post("/certificate", data={"csrf_token": csrf_token(client, "/menu"), **data})
+    return with_demo_certificates(app)
 
 
 def own(db, holder=SELIN) -> dict:
-    return storage.certificates.holder_certificates(db, storage.holders.find_holder(db, holder["identity"])["id"])[-1]
+    return storage.certificates.holder_certificates(db, id_of(db, holder))[-1]
 
 
 def status(db, holder=SELIN) -> str:
@@ -90,7 +95,7 @@ def test_post_without_csrf_token_is_refused(client, auth, db):
 def test_suspend_right_after_login_uses_the_login_code(client, auth, db):
     auth.login()
     sent = sms_count(db)
-    response = post(client, action="suspend", certificate=own(db)["id"])
+    response = post(client, "/certificate", action="suspend", certificate=own(db)["id"])
     assert response.status_code == 303 and response.headers["Location"] == "/certificate"
     assert status(db) == "suspended" and sms_count(db) == sent
     page = client.get("/certificate").get_data(as_text=True)
@@ -103,26 +108,26 @@ def test_suspend_later_needs_a_fresh_code(client, auth, db, app, clock):
     clock.advance(RECENT_CODE_SECONDS + 1)
     certificate_id = own(db)["id"]
     sent = sms_count(db)
-    stepup = post(client, action="suspend", certificate=certificate_id)
+    stepup = post(client, "/certificate", action="suspend", certificate=certificate_id)
     page = stepup.get_data(as_text=True)
     assert stepup.status_code == 200 and 'id="certificate_stepup"' in page and "Askıya Al" in page
     assert sms_count(db) == sent + 1 and status(db) == "valid"
 
-    wrong = post(client, action="suspend", certificate=certificate_id, code=wrong_code(app))
+    wrong = post(client, "/certificate", action="suspend", certificate=certificate_id, code=wrong_code(app))
     assert wrong.status_code == 422 and 'id="certificate_stepup"' in wrong.get_data(as_text=True)
     assert status(db) == "valid"
-    empty = post(client, action="suspend", certificate=certificate_id, code="")
+    empty = post(client, "/certificate", action="suspend", certificate=certificate_id, code="")
     assert empty.status_code == 422 and status(db) == "valid"
 
-    right = post(client, action="suspend", certificate=certificate_id, code=latest_code(app))
+    right = post(client, "/certificate", action="suspend", certificate=certificate_id, code=latest_code(app))
     assert right.status_code == 303 and status(db) == "suspended"
 
 
 def test_resume_takes_it_off_the_crl(client, auth, db):
     auth.login()
     certificate_id = own(db)["id"]
-    post(client, action="suspend", certificate=certificate_id)
-    response = post(client, action="resume", certificate=certificate_id)
+    post(client, "/certificate", action="suspend", certificate=certificate_id)
+    response = post(client, "/certificate", action="resume", certificate=certificate_id)
     assert response.status_code == 303 and status(db) == "valid"
     assert crl_serials(client) == {}
     assert own(db)["reason"] == ""
@@ -140,7 +145,7 @@ def test_revoke_needs_a_listed_reason_and_the_box(client, auth, db, clock, field
     auth.login()
     clock.advance(RECENT_CODE_SECONDS + 1)  # a valid request would now need a code: none is sent for a bad one
     sent = sms_count(db)
-    response = post(client, action="revoke", certificate=own(db)["id"], **fields)
+    response = post(client, "/certificate", action="revoke", certificate=own(db)["id"], **fields)
     page = response.get_data(as_text=True)
     assert response.status_code == 422 and message in page and 'id="certificate_list"' in page
     assert status(db) == "valid" and sms_count(db) == sent
@@ -150,18 +155,18 @@ def test_revoke_is_final(client, auth, db, app, clock):
     auth.login()
     clock.advance(RECENT_CODE_SECONDS + 1)
     row = own(db)
-    stepup = post(client, action="revoke", certificate=row["id"], reason="keyCompromise", confirm="yes")
+    stepup = post(client, "/certificate", action="revoke", certificate=row["id"], reason="keyCompromise", confirm="yes")
     page = stepup.get_data(as_text=True)
     assert stepup.status_code == 200 and "geri alınamaz" in page and 'value="keyCompromise"' in page
-    response = post(client, action="revoke", certificate=row["id"], reason="keyCompromise", confirm="yes",
-                    code=latest_code(app))
+    response = post(client, "/certificate", action="revoke", certificate=row["id"], reason="keyCompromise",
+                    confirm="yes", code=latest_code(app))
     assert response.status_code == 303
     revoked = own(db)
     assert (revoked["status"], revoked["reason"]) == ("revoked", "keyCompromise")
     assert crl_serials(client) == {int(row["serial_hex"], 16): x509.ReasonFlags.key_compromise}
 
     for action in ("resume", "suspend", "revoke"):
-        refused = post(client, action=action, certificate=row["id"], reason="superseded", confirm="yes")
+        refused = post(client, "/certificate", action=action, certificate=row["id"], reason="superseded", confirm="yes")
         assert refused.status_code == 409
         assert "İptal edilmiş bir sertifikanın durumu değiştirilemez" in refused.get_data(as_text=True)
     assert own(db)["reason"] == "keyCompromise"
@@ -177,8 +182,8 @@ def test_impossible_transitions_are_409(client, auth, db, action, from_status, m
     auth.login()
     certificate_id = own(db)["id"]
     if from_status == "suspended":
-        post(client, action="suspend", certificate=certificate_id)
-    response = post(client, action=action, certificate=certificate_id)
+        post(client, "/certificate", action="suspend", certificate=certificate_id)
+    response = post(client, "/certificate", action=action, certificate=certificate_id)
     assert response.status_code == 409 and message in response.get_data(as_text=True)
     assert status(db) == from_status
 
@@ -186,7 +191,7 @@ def test_impossible_transitions_are_409(client, auth, db, action, from_status, m
 @pytest.mark.parametrize("action", ["", "delete", "SUSPEND", "renew"])
 def test_unknown_action_is_422(client, auth, db, action):
     auth.login()
-    response = post(client, action=action, certificate=own(db)["id"])
+    response = post(client, "/certificate", action=action, certificate=own(db)["id"])
     assert response.status_code == 422 and "Bilinmeyen bir işlem" in response.get_data(as_text=True)
     assert status(db) == "valid"
 
@@ -194,7 +199,7 @@ def test_unknown_action_is_422(client, auth, db, action):
 @pytest.mark.parametrize("certificate", ["", "abc", "-1", "1.0", "999999", "9" * 40])
 def test_unknown_certificate_is_404(client, auth, db, certificate):
     auth.login()
-    response = post(client, action="suspend", certificate=certificate)
+    response = post(client, "/certificate", action="suspend", certificate=certificate)
     assert response.status_code == 404 and "Sertifika bulunamadı" in response.get_data(as_text=True)
 
 
@@ -202,7 +207,7 @@ def test_someone_elses_certificate_is_404(client, auth, db):
     auth.login()
     kemal = own(db, KEMAL)
     for action, extra in (("suspend", {}), ("revoke", {"reason": "keyCompromise", "confirm": "yes"})):
-        response = post(client, action=action, certificate=kemal["id"], **extra)
+        response = post(client, "/certificate", action=action, certificate=kemal["id"], **extra)
         assert response.status_code == 404
     assert status(db, KEMAL) == "valid"
 
@@ -210,37 +215,33 @@ def test_someone_elses_certificate_is_404(client, auth, db):
 def test_htmx_answers_are_partials(client, auth, db, app, clock):
     auth.login()
     certificate_id = own(db)["id"]
-    headers = {"HX-Request": "true"}
-    data = {"csrf_token": csrf_token(client, "/menu"), "action": "suspend", "certificate": certificate_id}
-    done = client.post("/certificate", data=data, headers=headers)
+    done = post(client, "/certificate", htmx=True, action="suspend", certificate=certificate_id)
     body = done.get_data(as_text=True)
     assert done.status_code == 200 and "<html" not in body and 'id="certificate_done"' in body
     assert "askıya alındı" in body
 
     clock.advance(RECENT_CODE_SECONDS + 1)
-    stepup = client.post("/certificate", data={**data, "action": "resume"}, headers=headers)
+    stepup = post(client, "/certificate", htmx=True, action="resume", certificate=certificate_id)
     assert 'id="certificate_stepup"' in stepup.get_data(as_text=True) and "<html" not in stepup.get_data(as_text=True)
-    bad = client.post("/certificate", data={**data, "action": "nope"}, headers=headers)
+    bad = post(client, "/certificate", htmx=True, action="nope", certificate=certificate_id)
     assert bad.status_code == 422 and 'id="certificate_list"' in bad.get_data(as_text=True)
 
 
 def test_changes_are_audited(client, auth, db):
     auth.login()
     certificate_id = own(db)["id"]
-    post(client, action="suspend", certificate=certificate_id)
-    post(client, action="resume", certificate=certificate_id)
-    post(client, action="revoke", certificate=certificate_id, reason="superseded")  # no box: rejected
-    post(client, action="revoke", certificate=certificate_id, reason="superseded", confirm="yes")
+    post(client, "/certificate", action="suspend", certificate=certificate_id)
+    post(client, "/certificate", action="resume", certificate=certificate_id)
+    post(client, "/certificate", action="revoke", certificate=certificate_id, reason="superseded")  # no box: rejected
+    post(client, "/certificate", action="revoke", certificate=certificate_id, reason="superseded", confirm="yes")
     rows = [row for row in storage.audit_log.audit_entries(db) if row["event"].startswith("certificate.")]
     events = [(row["event"], row["outcome"]) for row in rows if row["event"] != "certificate.issue"]
     assert events == [("certificate.suspend", "ok"), ("certificate.resume", "ok"), ("certificate.change", "rejected"),
                       ("certificate.revoke", "ok")]
     revoke = json.loads(rows[-1]["detail"])
     assert revoke["reason"] == "superseded" and revoke["serial"] == own(db)["serial_hex"]
-    assert all(row["holder_id"] == storage.holders.find_holder(db, SELIN["identity"])["id"] for row in rows[-4:])
+    assert all(row["holder_id"] == id_of(db) for row in rows[-4:])
 
-
-# /crl.der and /ocsp: public, no login, no CSRF token -------------------------------
 
 def ocsp_request_for(app, db, nonce: bytes | None = None) -> bytes:
     cert = x509.load_der_x509_certificate(own(db)["der"])
@@ -286,7 +287,7 @@ def test_ocsp_get_keeps_slashes_and_plus_signs_of_base64(client, app, db):
 def test_ocsp_sees_a_revocation_at_once(client, auth, app, db):
     request_der = ocsp_request_for(app, db)
     auth.login()
-    post(client, action="revoke", certificate=own(db)["id"], reason="keyCompromise", confirm="yes")
+    post(client, "/certificate", action="revoke", certificate=own(db)["id"], reason="keyCompromise", confirm="yes")
     answer = ocsp.load_der_ocsp_response(client.post("/ocsp", data=request_der).data)
     assert answer.certificate_status == ocsp.OCSPCertStatus.REVOKED
     assert answer.revocation_reason == x509.ReasonFlags.key_compromise
@@ -310,14 +311,14 @@ def test_ocsp_refuses_a_cross_site_browser_post(client, app, db):
     assert response.status_code == 403
 
 
-# Without a CA of its own -------------------------------------------------------------
-
 @pytest.fixture
 def elsewhere_app(app_config):
     """A real deployment (not demo mode): the institution's CA lives elsewhere. A stray demo CA in
     the instance folder must not be used."""
     app = create_app({**app_config, "KAMUSM_DEMO": False})
     load_demo(app)
+    with open_db(app) as db:  # what the roster import does for the cards it makes
+        certificates.issue_for_new_cards(db, Path(app.instance_path), False, "", app.config["CLOCK"]())
     ca.create_ca(Path(app.instance_path), app.config["CLOCK"]())
     return app
 
@@ -328,35 +329,31 @@ def test_without_own_ca_changes_are_recorded_for_the_export(elsewhere_app, tmp_p
     page = client.get("/certificate").get_data(as_text=True)
     for text in ("sertifika hizmet sağlayıcısında", "Geçerli", "12 Mar 2014 tarihinden itibaren"):
         assert text in page
-    db = storage.connect(elsewhere_app.config["DATABASE"])
-    try:
+    with open_db(elsewhere_app) as db:
         row = own(db)
         assert row["serial_hex"] is None and row["der"] is None
-        assert post(client, action="suspend", certificate=row["id"]).status_code == 303
+        assert post(client, "/certificate", action="suspend", certificate=row["id"]).status_code == 303
         assert status(db) == "suspended"
         assert client.get("/crl.der").status_code == 404
         answer = client.post("/ocsp", data=b"anything")
         assert answer.status_code == 404
         assert ocsp.load_der_ocsp_response(answer.data).response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
         assert storage.certificates.get_crl_state(db) is None
-    finally:
-        db.conn.close()
     result = elsewhere_app.test_cli_runner().invoke(certificates_cli, ["export"])
     line = json.loads(result.output)
     assert line["card_serial"] == SELIN["card_serial"] and line["certificate_serial"] is None
     assert (line["action"], line["status"], line["reason"]) == ("suspend", "suspended", "certificateHold")
 
 
-# The command line ----------------------------------------------------------------------
-
 def test_export_prints_json_lines_since_a_time(client, auth, db, clock, runner):
     auth.login()
     certificate_id = own(db)["id"]
-    post(client, action="suspend", certificate=certificate_id)
+    post(client, "/certificate", action="suspend", certificate=certificate_id)
     clock.advance(10)
     middle = clock()
-    post(client, action="resume", certificate=certificate_id)
-    post(client, action="revoke", certificate=certificate_id, reason="cessationOfOperation", confirm="yes")
+    post(client, "/certificate", action="resume", certificate=certificate_id)
+    post(client, "/certificate", action="revoke", certificate=certificate_id, reason="cessationOfOperation",
+         confirm="yes")
 
     lines = [json.loads(line) for line in runner.invoke(certificates_cli, ["export"]).output.splitlines()]
     assert [(line["action"], line["status"], line["reason"]) for line in lines] == [
@@ -372,8 +369,7 @@ def test_export_prints_json_lines_since_a_time(client, auth, db, clock, runner):
     assert len(runner.invoke(certificates_cli, ["export", "--since", iso]).output.splitlines()) == 2
     bad = runner.invoke(certificates_cli, ["export", "--since", "yesterday"])
     assert bad.exit_code == 2 and "--since" in bad.output
-    audited = [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(db)]
-    assert ("admin.certificates_export", "ok") in audited
+    assert ("admin.certificates_export", "ok") in audit_events(db)
 
 
 def test_pem_prints_the_card_certificate(runner, db):
@@ -385,7 +381,7 @@ def test_pem_prints_the_card_certificate(runner, db):
 
 
 def test_a_change_that_lost_a_race_is_refused(app, db):
-    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    holder_id = id_of(db)
     row = own(db)
     change = certificates.read_change(db, holder_id, {"action": "suspend", "certificate": str(row["id"])})
     storage.certificates.set_certificate_status(db, row["id"], "revoke", "revoked", "keyCompromise", 1.0)

@@ -4,7 +4,7 @@ import threading
 from kamusm import otp, reset, storage
 from kamusm.auth import check_security_word
 from kamusm.errors import CodeExpired, CodeRejected, LoginFailed, TooSoon
-from tests.conftest import SELIN
+from tests.conftest import SELIN, audit_events, id_of, open_db
 from tests.counting_hasher import CountingHasher
 
 THREADS = 20
@@ -32,18 +32,16 @@ def race(target, count=THREADS):
 
 
 def test_one_code_submitted_in_parallel_succeeds_once(app, db, clock):
-    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    holder_id = id_of(db)
     policy = otp.CodePolicy(300, 60, 5)
     code, _ = otp.issue_code(db, app.secret_key, holder_id, "attempt-1", policy, clock())
 
     def submit():
-        connection = storage.connect(app.config["DATABASE"])
-        try:
-            return otp.spend_code(connection, app.secret_key, "attempt-1", code, clock())
-        except CodeRejected:
-            return "rejected"
-        finally:
-            connection.conn.close()
+        with open_db(app) as connection:
+            try:
+                return otp.spend_code(connection, app.secret_key, "attempt-1", code, clock())
+            except CodeRejected:
+                return "rejected"
 
     results = race(submit)
     assert results.count(holder_id) == 1 and results.count("rejected") == THREADS - 1
@@ -53,13 +51,11 @@ def test_parallel_wrong_words_count_every_failure(app, db, clock):
     hasher = app.extensions["kamusm.hasher"]
 
     def attempt():
-        connection = storage.connect(app.config["DATABASE"])
-        try:
-            check_security_word(connection, hasher, SELIN["identity"], "wrong-word", clock(), 10)
-        except LoginFailed:
-            return "failed"
-        finally:
-            connection.conn.close()
+        with open_db(app) as connection:
+            try:
+                check_security_word(connection, hasher, SELIN["identity"], "wrong-word", clock(), 10)
+            except LoginFailed:
+                return "failed"
 
     assert race(attempt, 8) == ["failed"] * 8
     assert storage.holders.find_holder(db, SELIN["identity"])["failed_logins"] == 8
@@ -84,15 +80,11 @@ def race_on_connections(app, target, count=BURST):
             connection.conn.close()
 
 
-def audit_outcomes(db, holder_id):
-    return [(entry["event"], entry["outcome"]) for entry in storage.audit_log.audit_entries(db, holder_id)]
-
-
 def test_a_burst_of_wrong_words_hashes_threshold_times_locks_once_and_refuses_the_right_word(app, db, clock):
     """30 wrong words at once, and the right word once their hashes have begun (one hashing thread,
     so they queue): 5 Argon2id checks in all, one lock with one lockout entry, the right word refused."""
     hasher = CountingHasher(slots=1)
-    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    holder_id = id_of(db)
 
     def attempt(index, connection):
         word = "wrong-word"
@@ -109,7 +101,7 @@ def test_a_burst_of_wrong_words_hashes_threshold_times_locks_once_and_refuses_th
     assert hasher.checks == THRESHOLD and hasher.pauses == BURST + 1 - THRESHOLD
     holder = storage.holders.get_holder(db, holder_id)
     assert holder["failed_logins"] == THRESHOLD and holder["locked_until"] == clock() + 30
-    outcomes = audit_outcomes(db, holder_id)
+    outcomes = audit_events(db, holder_id=holder_id)
     assert outcomes.count(("login.word", "wrong_word")) == THRESHOLD
     assert outcomes.count(("login.lockout", "locked")) == 1
     assert outcomes.count(("login.word", "locked")) == BURST + 1 - THRESHOLD
@@ -126,7 +118,7 @@ def spend(app, connection, attempt, code, now):
 
 
 def test_wrong_codes_in_parallel_get_three_tries_in_all(app, db, clock):
-    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    holder_id = id_of(db)
     code, _ = otp.issue_code(db, app.secret_key, holder_id, "attempt-1", otp.CodePolicy(300, 60, 5), clock())
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
 
@@ -137,7 +129,7 @@ def test_wrong_codes_in_parallel_get_three_tries_in_all(app, db, clock):
 
 
 def test_parallel_sends_for_one_attempt_store_one_code(app, db, clock):
-    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    holder_id = id_of(db)
     policy = otp.CodePolicy(300, 60, 5)
 
     def send(_, connection):
@@ -152,7 +144,7 @@ def test_parallel_sends_for_one_attempt_store_one_code(app, db, clock):
 
 
 def test_parallel_sends_for_many_attempts_stop_at_the_hourly_cap(app, db, clock):
-    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    holder_id = id_of(db)
     policy = otp.CodePolicy(300, 60, 5)
 
     def send(index, connection):
@@ -167,7 +159,7 @@ def test_parallel_sends_for_many_attempts_stop_at_the_hourly_cap(app, db, clock)
 
 
 def test_parallel_reset_requests_issue_no_more_links_than_the_hourly_cap(app, db, clock):
-    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    holder_id = id_of(db)
     cap = reset.RESETS_PER_HOLDER_PER_HOUR
 
     def ask(_, connection):
@@ -175,7 +167,7 @@ def test_parallel_reset_requests_issue_no_more_links_than_the_hourly_cap(app, db
 
     assert sorted(race_on_connections(app, ask)) == ["issued"] * cap + ["none"] * (BURST - cap)
     assert storage.tokens.count_tokens_since(db, holder_id, reset.PURPOSE_RESET, clock() - 3600) == cap
-    outcomes = audit_outcomes(db, holder_id)
+    outcomes = audit_events(db, holder_id=holder_id)
     assert outcomes.count(("word.forgot", "link_issued")) == cap
     assert outcomes.count(("word.forgot", "capped")) == BURST - cap
 

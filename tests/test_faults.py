@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kamusm import storage
 from kamusm.web.db import connections
 from kamusm.web.factory import create_app
-from tests.conftest import SELIN, AuthActions, csrf_token, load_demo
+from tests.conftest import SELIN, AuthActions, audit_events, csrf_token, load_demo, open_db
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,13 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_database_locked_past_the_busy_timeout_is_a_clear_503(client, app, db):
     token = csrf_token(client, "/forgot")
     before = connections(app).get()  # the test client's requests run in this thread
-    blocker = storage.connect(app.config["DATABASE"])
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
-        response = client.post("/forgot", data={"csrf_token": token, "identity": SELIN["identity"]})
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.conn.close()
+    with open_db(app) as blocker:
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            response = client.post("/forgot", data={"csrf_token": token, "identity": SELIN["identity"]})
+        finally:
+            blocker.execute("ROLLBACK")
     page = response.get_data(as_text=True)
     assert response.status_code == 503 and "Hiçbir bilginiz değişmedi" in page
     assert "locked" not in page and response.headers["Retry-After"] == "30"
@@ -62,10 +60,8 @@ def test_slow_sms_gateway_times_out_with_a_clear_message(app_config, db):
         server.shutdown()
         server.server_close()
     assert response.status_code == 503 and "SMS şu anda gönderilemedi" in response.get_data(as_text=True)
-    connection = storage.connect(app.config["DATABASE"])
-    outcomes = [row["outcome"] for row in storage.audit_log.audit_entries(connection) if row["event"] == "login.sms"]
-    connection.conn.close()
-    assert outcomes == ["gateway_failed"]
+    with open_db(app) as connection:
+        assert audit_events(connection, "login.sms") == [("login.sms", "gateway_failed")]
 
 
 def test_import_killed_midway_imports_nothing_and_leaves_the_database_sound(app, db, tmp_path):
@@ -137,9 +133,8 @@ def test_disk_full_is_a_clear_503_and_recovers(small_disk):
     assert response.status_code == 503 and "Hiçbir bilginiz değişmedi" in response.get_data(as_text=True)
     filler.unlink()
     assert forgot_status(client, token) == 200
-    connection = storage.connect(app.config["DATABASE"])
-    assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    connection.conn.close()
+    with open_db(app) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_read_only_instance_is_a_clear_503_and_recovers(small_disk):

@@ -7,10 +7,10 @@ import socket
 import pytest
 from aiosmtpd.controller import Controller
 
-from kamusm import mail, storage
+from kamusm import mail
 from kamusm.mail import MailFailed, SmtpMail, SmtpSettings
 from kamusm.web.factory import create_app
-from tests.conftest import SELIN, AuthActions, csrf_token, load_demo
+from tests.conftest import SELIN, AuthActions, audit_events, csrf_token, load_demo, open_db
 
 SENT_ANSWER = "Bu kimlik numarası kayıtlıysa"
 
@@ -120,9 +120,8 @@ def test_mail_over_real_smtp(app_config, smtp_server):
     assert message["to"] == [SELIN["email"]] and message["from"] == "kamusm@demo.edu.tr"
     assert "/reset/" in message["data"] and "Sayın Selin Yılmaz" in message["data"]
     assert message["subject"] == "Güvenlik sözcüğü yenileme bağlantısı"
-    with app.app_context():
-        from kamusm.web.db import get_db
-        row = next(iter(get_db().query("SELECT * FROM mail_queue")))
+    with open_db(app) as db:
+        row = next(iter(db.query("SELECT * FROM mail_queue")))
     assert row["sent_at"] is not None and row["body"] == ""
 
 
@@ -132,11 +131,9 @@ def test_smtp_down_loses_nothing(app_config, smtp_server):
     client = app.test_client()
     status, page = ask(client, SELIN["identity"])
     assert status == 200 and SENT_ANSWER in page
-    with app.app_context():
-        from kamusm.web.db import get_db
-        db = get_db()
+    with open_db(app) as db:
         row = next(iter(db.query("SELECT * FROM mail_queue")))
-        events = [(entry["event"], entry["outcome"]) for entry in storage.audit_log.audit_entries(db)]
+        events = audit_events(db)
     assert row["sent_at"] is None and row["failed_at"] is not None and "/reset/" in row["body"]
     assert ("mail.sent", "failed") in events
     up = smtp_app(app_config, smtp_server.port)
@@ -155,9 +152,8 @@ def test_smtp_backend_raises_a_clean_error():
 
 def test_retry_command_reports_failures(app_config):
     app = smtp_app(app_config, free_port())
-    with app.app_context():
-        from kamusm.web.db import get_db
-        mail.queue_mail(get_db(), None, "x@demo.edu.tr", "s", "b", 0.0)
+    with open_db(app) as db:
+        mail.queue_mail(db, None, "x@demo.edu.tr", "s", "b", 0.0)
     result = app.test_cli_runner().invoke(args=["kamusm", "mail", "retry"])
     assert result.exit_code == 1 and "0 sent, 1 still failing" in result.output
 

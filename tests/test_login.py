@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from kamusm import storage
-from tests.conftest import CAPTCHA_ANSWER, KEMAL, SELIN, csrf_token, latest_code
+from tests.conftest import CAPTCHA_ANSWER, KEMAL, SELIN, audit_events, csrf_token, latest_code
 
 LOGIN_FAILED = "Kimlik numarası ya da güvenlik sözcüğü hatalı"
 
@@ -17,13 +17,6 @@ def login_form(client, identity, word):
     return form
 
 
-def audit_events(app, event=None):
-    with app.app_context():
-        from kamusm.web.db import get_db
-        rows = list(storage.audit_log.audit_entries(get_db()))
-    return [(row["event"], row["outcome"]) for row in rows if event is None or row["event"] == event]
-
-
 def test_login_page_shows_the_seed_labels(client):
     page = client.get("/login").get_data(as_text=True)
     for label in ("Şifreli Giriş Ekranı", "Kimlik No", "T.C. Kimlik Numarası ya da Pasaport Numarası Giriniz",
@@ -32,7 +25,7 @@ def test_login_page_shows_the_seed_labels(client):
         assert label in page
 
 
-def test_whole_flow_reaches_the_menu(client, auth, app):
+def test_whole_flow_reaches_the_menu(client, auth, db):
     response = auth.word()
     assert response.status_code == 303 and response.headers["Location"] == "/login/sms"
     sms_page = client.get("/login/sms").get_data(as_text=True)
@@ -45,7 +38,7 @@ def test_whole_flow_reaches_the_menu(client, auth, app):
     assert "Sayın S***** Y*****" in menu
     for label in ("PIN/PUK Bilgisi", "Kilit Çözme", "Sertifika Durumu", "Kişisel Bilgiler", "Çıkış"):
         assert label in menu
-    assert ("login", "ok") in audit_events(app)
+    assert ("login", "ok") in audit_events(db)
 
 
 def test_the_menu_greets_from_the_session_and_from_the_holder_without_it(client, auth, db):
@@ -58,12 +51,10 @@ def test_the_menu_greets_from_the_session_and_from_the_holder_without_it(client,
     assert "Sayın K***** D*****" in client.get("/menu").get_data(as_text=True)
 
 
-def test_sms_goes_to_the_holders_phone_only(auth, app):
+def test_sms_goes_to_the_holders_phone_only(auth, db):
     auth.word()
     auth.send_sms()
-    with app.app_context():
-        from kamusm.web.db import get_db
-        message = storage.outbox.latest_outbox(get_db(), "sms", 1)[0]
+    message = storage.outbox.latest_outbox(db, "sms", 1)[0]
     assert message["recipient"] == SELIN["phone"]
     assert re.search(r"\b\d{6}\b", message["body"])
 
@@ -131,11 +122,9 @@ def test_captcha_image_and_audio_are_served_fresh(client):
     assert audio.status_code == 200 and audio.mimetype == "audio/wav" and audio.data[:4] == b"RIFF"
 
 
-def test_wrong_captcha_spends_no_hash_and_touches_no_counter(auth, app):
+def test_wrong_captcha_spends_no_hash_and_touches_no_counter(auth, db):
     auth.word(word="wrong-word", captcha="NOPE1")
-    with app.app_context():
-        from kamusm.web.db import get_db
-        assert storage.holders.find_holder(get_db(), SELIN["identity"])["failed_logins"] == 0
+    assert storage.holders.find_holder(db, SELIN["identity"])["failed_logins"] == 0
 
 
 @pytest.mark.parametrize(("path", "expected"), [
@@ -183,13 +172,13 @@ def test_csrf_token_changes_at_each_login_step_and_the_old_one_is_refused(client
     assert client.post("/logout", data={"csrf_token": after_code}).headers["Location"] == "/login?bye=1"
 
 
-def test_logout_ends_the_session_server_side(client, auth, app):
+def test_logout_ends_the_session_server_side(client, auth, db):
     auth.login()
     cookie = client.get_cookie("kamusm_session").value
     token = csrf_token(client, "/menu")
     response = client.post("/logout", data={"csrf_token": token})
     assert response.headers["Location"] == "/login?bye=1"
-    assert ("logout", "ok") in audit_events(app)
+    assert ("logout", "ok") in audit_events(db)
     client.set_cookie("kamusm_session", cookie)
     assert client.get("/menu").headers["Location"] == "/login"
 
@@ -240,20 +229,19 @@ def test_code_from_another_session_is_useless(app):
     assert first_auth.code(first_code).headers["Location"] == "/menu"
 
 
-def test_code_works_once(client, auth, app):
+def test_code_works_once(client, auth, app, db):
     auth.word()
     auth.send_sms()
     code = latest_code(app)
     token = csrf_token(client, "/login/code")
     assert client.post("/login/code", data={"csrf_token": token, "code": code}).headers["Location"] == "/menu"
     # Replaying the same POST after login: the attempt is over, the code is spent.
-    with app.app_context():
-        from kamusm import otp
-        from kamusm.errors import CodeExpired
-        from kamusm.web.db import get_db
-        attempt = next(iter(get_db().query("SELECT attempt FROM sms_codes ORDER BY id DESC LIMIT 1")))["attempt"]
-        with pytest.raises(CodeExpired):
-            otp.spend_code(get_db(), app.secret_key, attempt, code, app.config["CLOCK"]())
+    from kamusm import otp
+    from kamusm.errors import CodeExpired
+
+    attempt = next(iter(db.query("SELECT attempt FROM sms_codes ORDER BY id DESC LIMIT 1")))["attempt"]
+    with pytest.raises(CodeExpired):
+        otp.spend_code(db, app.secret_key, attempt, code, app.config["CLOCK"]())
 
 
 def test_three_wrong_codes_kill_the_code(client, auth, app):
@@ -320,14 +308,14 @@ def test_sends_per_hour_are_capped(client, auth, clock):
     assert "Bir saat içinde" in response.get_data(as_text=True)
 
 
-def test_lockout_after_consecutive_failures(auth, app, clock):
+def test_lockout_after_consecutive_failures(auth, db, clock):
     for _ in range(5):
         assert auth.word(word="wrong-word").status_code == 401
     locked = auth.word()
     assert locked.status_code == 401
     assert LOGIN_FAILED in locked.get_data(as_text=True)
-    assert ("login.lockout", "locked") in audit_events(app)
-    assert ("login.word", "locked") in audit_events(app)
+    assert ("login.lockout", "locked") in audit_events(db)
+    assert ("login.word", "locked") in audit_events(db)
     clock.advance(31)
     assert auth.word().status_code == 303
 
@@ -343,7 +331,7 @@ def test_lockout_grows(auth, clock):
     assert auth.word().status_code == 303
 
 
-def test_a_burst_of_wrong_words_over_http_is_hashed_threshold_times_and_the_right_word_behind_it_refused(app):
+def test_a_burst_of_wrong_words_over_http_is_hashed_threshold_times_and_the_right_word_behind_it_refused(app, db):
     """40 clients post a wrong word at once, a 41st the right word once their hashes have begun:
     5 Argon2id checks in all (the threshold), one lockout entry, 41 identical refusals."""
     from tests.counting_hasher import CountingHasher
@@ -370,8 +358,8 @@ def test_a_burst_of_wrong_words_over_http_is_hashed_threshold_times_and_the_righ
     assert [response.status_code for response in responses] == [401] * (burst + 1)
     assert all(LOGIN_FAILED in response.get_data(as_text=True) for response in responses)
     assert hasher.checks == threshold
-    assert audit_events(app, "login.lockout") == [("login.lockout", "locked")]
-    words = audit_events(app, "login.word")
+    assert audit_events(db, "login.lockout") == [("login.lockout", "locked")]
+    words = audit_events(db, "login.word")
     assert words.count(("login.word", "wrong_word")) == threshold and ("login.word", "ok") not in words
     assert words.count(("login.word", "locked")) == burst + 1 - threshold
 
@@ -393,13 +381,11 @@ def test_a_locked_holder_answers_as_slowly_as_an_unknown_id(auth, client):
     assert statistics.median(locked) > 0.6 * statistics.median(unknown)
 
 
-def test_success_resets_the_failure_count(auth, app):
+def test_success_resets_the_failure_count(auth, db):
     for _ in range(4):
         auth.word(word="wrong-word")
     assert auth.word().status_code == 303
-    with app.app_context():
-        from kamusm.web.db import get_db
-        assert storage.holders.find_holder(get_db(), SELIN["identity"])["failed_logins"] == 0
+    assert storage.holders.find_holder(db, SELIN["identity"])["failed_logins"] == 0
 
 
 def test_login_while_logged_in_goes_to_menu(client, auth):
@@ -424,7 +410,7 @@ def test_turkish_is_the_default(app):
     assert "Şifreli Giriş Ekranı" in page.get_data(as_text=True)
 
 
-def test_unknown_identity_still_costs_one_hash(app):
+def test_unknown_identity_still_costs_one_hash(db):
     """The dummy hash is what keeps an unknown ID as slow as a wrong word (bench/login_timing.py measures it)."""
     from kamusm.auth import check_security_word
     from kamusm.errors import LoginFailed
@@ -438,11 +424,9 @@ def test_unknown_identity_still_costs_one_hash(app):
             return super().check(stored_hash, word)
 
     hasher = CountingHasher(19456, 2, 1)
-    connection = storage.connect(app.config["DATABASE"])
     for identity in ("10000000450", SELIN["identity"]):
         with pytest.raises(LoginFailed):
-            check_security_word(connection, hasher, identity, "wrong-word", 0.0, 5)
-    connection.conn.close()
+            check_security_word(db, hasher, identity, "wrong-word", 0.0, 5)
     assert CountingHasher.checks == 2
 
 

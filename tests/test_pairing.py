@@ -18,7 +18,7 @@ from kamusm.helper.dist import wheel_filename
 from kamusm.unlock import SEALS_PER_DAY, HelperFacts, holder_system, install_steps, read_facts, screen_state
 from kamusm.web.sessions import COOKIE_NAME
 from kamusm.web.stepup import RECENT_CODE_SECONDS
-from tests.conftest import KEMAL, SELIN, AuthActions, csrf_token, latest_code
+from tests.conftest import KEMAL, SELIN, AuthActions, audit_events, csrf_token, id_of, latest_code
 from tests.unlock_actions import (
     HELPER_PUBLIC,
     pair_helper,
@@ -33,15 +33,6 @@ ATTACKER_KEY = X25519PrivateKey.generate()
 
 def ask_seal(client, key=HELPER_PUBLIC, serial=SELIN["card_serial"]):
     return post(client, "/unlock", new_pin="582046", new_pin_confirm="582046", card_serial=serial, helper_key=key)
-
-
-def selin_id(db) -> int:
-    return storage.holders.find_holder(db, SELIN["identity"])["id"]
-
-
-def events(db, prefix="unlock."):
-    return [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(db)
-            if row["event"].startswith(prefix)]
 
 
 def state_of(client, **facts):
@@ -83,7 +74,7 @@ def test_a_key_the_session_names_gets_no_seal(client, auth, db):
     response = ask_seal(client, key=public_of(ATTACKER_KEY))
     assert response.status_code == 409 and response.json["pair"] is True
     assert "sealed_puk" not in response.json and SELIN["puk"] not in response.get_data(as_text=True)
-    assert ("unlock.seal", "unpaired_helper") in events(db)
+    assert ("unlock.seal", "unpaired_helper") in audit_events(db)
 
 
 def test_a_stale_session_gets_no_seal_even_for_a_paired_helper(client, app, auth, clock, db):
@@ -92,7 +83,7 @@ def test_a_stale_session_gets_no_seal_even_for_a_paired_helper(client, app, auth
     clock.advance(RECENT_CODE_SECONDS + 1)
     response = ask_seal(client)
     assert response.status_code == 401 and response.json["stepup"] is True and "sealed_puk" not in response.json
-    assert ("unlock.seal", "stepup") in events(db)
+    assert ("unlock.seal", "stepup") in audit_events(db)
 
 
 def test_a_stale_session_cannot_start_a_pairing(client, auth, clock, db):
@@ -100,7 +91,7 @@ def test_a_stale_session_cannot_start_a_pairing(client, auth, clock, db):
     clock.advance(RECENT_CODE_SECONDS + 1)
     response = start_pairing(client, ATTACKER_KEY)
     assert response.status_code == 401 and "sealed_code" not in response.json
-    assert ("unlock.pair_start", "stepup") in events(db)
+    assert ("unlock.pair_start", "stepup") in audit_events(db)
 
 
 def test_stepup_on_the_unlock_page_makes_the_session_fresh(client, app, auth, clock):
@@ -122,13 +113,13 @@ def test_pairing_pins_the_key_and_tells_the_phone(client, app, auth, db):
     assert started.status_code == 200 and code not in started.get_data(as_text=True)
     paired = post(client, "/unlock/pair", pairing_code=f"{code[:3]} {code[3:]}", helper_key=HELPER_PUBLIC)
     assert paired.status_code == 200 and paired.json["fingerprint"] == pairing.key_fingerprint(HELPER_PUBLIC)
-    row = storage.helper_keys.find_helper_key(db, selin_id(db), HELPER_PUBLIC)
+    row = storage.helper_keys.find_helper_key(db, id_of(db), HELPER_PUBLIC)
     assert row["name"] == "ofis-pc" and row["fingerprint"] == paired.json["fingerprint"]
     notice = storage.outbox.latest_outbox(db, "sms", 1)[0]
     assert notice["recipient"] == SELIN["phone"] and paired.json["fingerprint"] in notice["body"]
-    assert ("unlock.pair", "ok") in events(db) and ("unlock.pair_notice", "sent") in events(db)
+    assert ("unlock.pair", "ok") in audit_events(db) and ("unlock.pair_notice", "sent") in audit_events(db)
     assert ask_seal(client).status_code == 200
-    assert ("unlock.seal", "ok") in events(db)
+    assert ("unlock.seal", "ok") in audit_events(db)
     assert not any(code in str(entry["detail"]) for entry in storage.audit_log.audit_entries(db))
 
 
@@ -148,7 +139,7 @@ def test_a_code_expires_after_two_minutes(client, app, auth, clock, db):
     clock.advance(pairing.PAIRING_TTL_SECONDS + 1)
     late = post(client, "/unlock/pair", pairing_code=code, helper_key=HELPER_PUBLIC)
     assert late.status_code == 422 and "süresi doldu" in late.get_data(as_text=True)
-    assert ("unlock.pair", "gone") in events(db)
+    assert ("unlock.pair", "gone") in audit_events(db)
 
 
 def test_three_wrong_codes_end_the_pairing(client, app, auth, db):
@@ -163,8 +154,8 @@ def test_three_wrong_codes_end_the_pairing(client, app, auth, db):
     post(client, "/unlock/pair", pairing_code=wrong, helper_key=HELPER_PUBLIC)
     right = post(client, "/unlock/pair", pairing_code=code, helper_key=HELPER_PUBLIC)
     assert right.status_code == 422
-    assert storage.helper_keys.holder_helper_keys(db, selin_id(db)) == []
-    assert events(db).count(("unlock.pair", "wrong_code")) == 2
+    assert storage.helper_keys.holder_helper_keys(db, id_of(db)) == []
+    assert audit_events(db).count(("unlock.pair", "wrong_code")) == 2
 
 
 def test_a_code_is_bound_to_the_key_it_was_sealed_for(client, app, auth, db):
@@ -173,7 +164,7 @@ def test_a_code_is_bound_to_the_key_it_was_sealed_for(client, app, auth, db):
     started = start_pairing(client)
     stolen = post(client, "/unlock/pair", pairing_code=shown_code(started, app), helper_key=public_of(ATTACKER_KEY))
     assert stolen.status_code == 422
-    assert storage.helper_keys.holder_helper_keys(db, selin_id(db)) == []
+    assert storage.helper_keys.holder_helper_keys(db, id_of(db)) == []
 
 
 def test_a_code_is_bound_to_the_session(client, app, auth, db):
@@ -212,7 +203,7 @@ def test_parallel_guesses_never_exceed_the_tries(app, auth, client, db):
     statuses = burst(app, client, 30, "/unlock/pair", {"pairing_code": wrong, "helper_key": HELPER_PUBLIC})
     assert statuses == [422] * 30
     # The try that spends the last one ends the pairing ("gone"): two wrong_code answers, however they interleave.
-    assert events(db).count(("unlock.pair", "wrong_code")) == pairing.PAIRING_MAX_TRIES - 1
+    assert audit_events(db).count(("unlock.pair", "wrong_code")) == pairing.PAIRING_MAX_TRIES - 1
     assert post(client, "/unlock/pair", pairing_code=code, helper_key=HELPER_PUBLIC).status_code == 422
     row = db.execute("SELECT tries FROM helper_pairings").fetchone()
     assert row[0] == pairing.PAIRING_MAX_TRIES
@@ -220,7 +211,7 @@ def test_parallel_guesses_never_exceed_the_tries(app, auth, client, db):
 
 def test_a_try_is_reserved_in_the_database(app, db, clock):
     """The guard itself: whatever a request read before, the conditional UPDATE refuses a fourth try."""
-    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    holder_id = id_of(db)
     pairing_id = storage.helper_keys.start_pairing(db, holder_id, "attempt", HELPER_PUBLIC, "pc", "mac", clock(),
                                                    clock() + 120)
     reserved = [storage.helper_keys.reserve_pairing_try(db, pairing_id, clock(), pairing.PAIRING_MAX_TRIES)
@@ -253,10 +244,10 @@ def test_the_holder_sees_and_removes_paired_helpers(client, app, auth, db):
     page = client.get("/unlock/state", query_string=facts(), headers={"HX-Request": "true"}).get_data(as_text=True)
     fingerprint = pairing.key_fingerprint(HELPER_PUBLIC)
     assert fingerprint in page and "ofis-pc" in page
-    key_id = storage.helper_keys.holder_helper_keys(db, selin_id(db))[0]["id"]
+    key_id = storage.helper_keys.holder_helper_keys(db, id_of(db))[0]["id"]
     removed = post(client, f"/unlock/helpers/{key_id}/delete")
     assert removed.status_code == 303 and removed.headers["Location"] == "/unlock"
-    assert ("unlock.helper_removed", "ok") in events(db)
+    assert ("unlock.helper_removed", "ok") in audit_events(db)
     assert ask_seal(client).status_code == 409
     assert post(client, f"/unlock/helpers/{key_id}/delete").status_code == 404
 
@@ -264,11 +255,11 @@ def test_the_holder_sees_and_removes_paired_helpers(client, app, auth, db):
 def test_a_holder_cannot_remove_someone_elses_helper(client, app, auth, db):
     auth.login()
     pair_helper(client, app)
-    key_id = storage.helper_keys.holder_helper_keys(db, selin_id(db))[0]["id"]
+    key_id = storage.helper_keys.holder_helper_keys(db, id_of(db))[0]["id"]
     other = app.test_client()
     AuthActions(other, app).login(KEMAL["identity"], KEMAL["security_word"])
     assert post(other, f"/unlock/helpers/{key_id}/delete").status_code == 404
-    assert len(storage.helper_keys.holder_helper_keys(db, selin_id(db))) == 1
+    assert len(storage.helper_keys.holder_helper_keys(db, id_of(db))) == 1
 
 
 def test_each_state_over_http(client, app, auth):
@@ -360,7 +351,7 @@ def test_parallel_seals_spend_the_daily_cap_once_each(app, auth, client, db):
     statuses = burst(app, client, 12, "/unlock", {"new_pin": "582046", "new_pin_confirm": "582046",
                                                   "card_serial": SELIN["card_serial"], "helper_key": HELPER_PUBLIC})
     assert sorted(statuses) == [200] * SEALS_PER_DAY + [429] * (12 - SEALS_PER_DAY)
-    assert events(db).count(("unlock.seal", "ok")) == SEALS_PER_DAY
+    assert audit_events(db).count(("unlock.seal", "ok")) == SEALS_PER_DAY
 
 
 def test_start_commands_name_a_port_other_than_the_default():

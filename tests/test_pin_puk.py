@@ -3,11 +3,7 @@
 import pytest
 
 from kamusm import storage
-from tests.conftest import KEMAL, SELIN, AuthActions, csrf_token, latest_code
-
-
-def post(client, path, **data):
-    return client.post(path, data={"csrf_token": csrf_token(client, "/menu"), **data})
+from tests.conftest import KEMAL, SELIN, AuthActions, audit_events, id_of, latest_code, post
 
 
 def test_masked_screen_shows_warnings_and_no_secret(client, auth):
@@ -83,7 +79,7 @@ def test_delete_needs_confirmation(client, auth, db):
     response = post(client, "/pin-puk/delete")
     assert response.status_code == 422
     assert "kutuyu işaretleyerek" in response.get_data(as_text=True)
-    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    holder_id = id_of(db)
     assert len(storage.vault.card_secrets(db, holder_id, SELIN["card_serial"])) == 2
 
 
@@ -93,18 +89,17 @@ def test_delete_is_for_good(client, auth, db, app):
     assert response.status_code == 303 and response.headers["Location"] == "/pin-puk"
     page = client.get("/pin-puk").get_data(as_text=True)
     assert "kalıcı olarak silindi" in page and "Parolalarımı Sil" not in page
-    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    holder_id = id_of(db)
     assert storage.vault.card_secrets(db, holder_id, SELIN["card_serial"]) == []
     assert storage.vault.get_data_key(db, holder_id) is None
     revealed = post(client, "/pin-puk/reveal").get_data(as_text=True)
     assert SELIN["pin"] not in revealed
     assert post(client, "/pin-puk/save").status_code == 409
-    events = [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(db)]
-    assert ("pinpuk.delete", "ok") in events
+    assert ("pinpuk.delete", "ok") in audit_events(db)
 
 
 def secrets_left(db) -> int:
-    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    holder_id = id_of(db)
     return len(storage.vault.card_secrets(db, holder_id, SELIN["card_serial"]))
 
 
@@ -124,9 +119,9 @@ def test_delete_later_asks_for_a_fresh_code_first(client, auth, clock, app, db):
     assert sms_sent(db) == sent + 1 and secrets_left(db) == 2
     deleted = post(client, "/pin-puk/delete", code=latest_code(app), confirm="yes")
     assert deleted.status_code == 303 and deleted.headers["Location"] == "/pin-puk"
-    holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+    holder_id = id_of(db)
     assert secrets_left(db) == 0 and storage.vault.get_data_key(db, holder_id) is None
-    events = [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(db)]
+    events = audit_events(db)
     stepped = events.index(("pinpuk.delete", "stepup"))
     assert events[stepped:] == [("pinpuk.delete", "stepup"), ("stepup.sms", "sent"), ("stepup.code", "ok"),
                                 ("pinpuk.delete", "ok")]
@@ -171,21 +166,17 @@ def test_a_wrong_code_deletes_nothing(client, auth, clock, app, db):
 def test_stale_htmx_delete_swaps_in_the_code_form_then_the_deleted_partial(client, auth, clock, app, db):
     auth.login()
     clock.advance(301)
-    token = csrf_token(client, "/menu")
-    stepup = client.post("/pin-puk/delete", headers={"HX-Request": "true"},
-                         data={"csrf_token": token, "confirm": "yes"})
+    stepup = post(client, "/pin-puk/delete", htmx=True, confirm="yes")
     body = stepup.get_data(as_text=True)
     assert stepup.status_code == 200 and "<html" not in body and 'id="pin_puk_stepup"' in body
-    deleted = client.post("/pin-puk/delete", headers={"HX-Request": "true"},
-                          data={"csrf_token": token, "confirm": "yes", "code": latest_code(app)})
+    deleted = post(client, "/pin-puk/delete", htmx=True, confirm="yes", code=latest_code(app))
     body = deleted.get_data(as_text=True)
     assert deleted.status_code == 200 and 'id="pin_puk_deleted"' in body and secrets_left(db) == 0
 
 
 def test_htmx_delete_returns_the_deleted_partial(client, auth):
     auth.login()
-    response = client.post("/pin-puk/delete", headers={"HX-Request": "true"},
-                           data={"csrf_token": csrf_token(client, "/menu"), "confirm": "yes"})
+    response = post(client, "/pin-puk/delete", htmx=True, confirm="yes")
     body = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in body and 'id="pin_puk_deleted"' in body
 
@@ -209,5 +200,5 @@ def test_stale_pin_notice(client, auth, db, clock):
 @pytest.mark.parametrize("path", ["/pin-puk/reveal", "/pin-puk/save", "/pin-puk/delete"])
 def test_secret_routes_need_a_full_login(client, auth, path):
     auth.word()
-    response = client.post(path, data={"csrf_token": csrf_token(client, "/login/sms"), "confirm": "yes"})
+    response = post(client, path, token_page="/login/sms", confirm="yes")
     assert response.status_code == 303 and response.headers["Location"] == "/login/sms"

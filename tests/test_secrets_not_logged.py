@@ -5,7 +5,7 @@ import re
 from tests.conftest import SELIN, latest_code
 
 
-def test_flow_logs_no_secret(app, auth, caplog, capsys):
+def test_flow_logs_no_secret(app, auth, db, caplog, capsys):
     caplog.set_level(logging.DEBUG)
     auth.word(word="a-wrong-word")
     auth.login()
@@ -13,11 +13,8 @@ def test_flow_logs_no_secret(app, auth, caplog, capsys):
     logged = caplog.text + capsys.readouterr().out + capsys.readouterr().err
     for secret in (SELIN["security_word"], "a-wrong-word", code):
         assert secret not in logged
-    with app.app_context():
-        from kamusm.web.db import get_db
-        db = get_db()
-        stored = " ".join(str(row) for table in ("audit", "sessions", "sms_codes", "holders", "captchas")
-                          for row in db.query(f"SELECT * FROM {table}"))
+    stored = " ".join(str(row) for table in ("audit", "sessions", "sms_codes", "holders", "captchas")
+                      for row in db.query(f"SELECT * FROM {table}"))
     for secret in (SELIN["security_word"], "a-wrong-word", code):
         assert secret not in stored
     assert re.search(r"\$argon2id\$v=19\$m=19456,t=2,p=1\$", stored)

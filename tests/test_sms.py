@@ -5,11 +5,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from kamusm import storage
 from kamusm.errors import SmsFailed
 from kamusm.sms import ConsoleSms, HttpSms
 from kamusm.web.factory import create_app
-from tests.conftest import SELIN, AuthActions, load_demo
+from tests.conftest import SELIN, AuthActions, audit_events, load_demo, open_db
 
 
 class Gateway:
@@ -114,9 +113,7 @@ def test_failing_gateway_gives_a_clear_message_and_is_audited(app_config, gatewa
     response = auth.send_sms()
     assert response.status_code == 503
     assert "SMS şu anda gönderilemedi" in response.get_data(as_text=True)
-    with app.app_context():
-        from kamusm.web.db import get_db
-        events = [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(get_db())]
-    assert ("login.sms", "gateway_failed") in events
+    with open_db(app) as db:
+        assert ("login.sms", "gateway_failed") in audit_events(db)
     # The failed code was withdrawn: no cool-down, and the next try goes through.
     assert auth.send_sms().headers["Location"] == "/login/code"

@@ -7,7 +7,7 @@ import pytest
 
 from kamusm import storage, vault
 from kamusm.vault import Keyring, VaultError
-from tests.conftest import KEMAL, SELIN
+from tests.conftest import KEMAL, SELIN, id_of
 
 
 @pytest.fixture
@@ -18,10 +18,7 @@ def keyring(app):
 
 @pytest.fixture
 def holders(db):
-    ids = {}
-    for holder in (SELIN, KEMAL):
-        ids[holder["identity"]] = storage.holders.find_holder(db, holder["identity"])["id"]
-    return ids
+    return {holder["identity"]: id_of(db, holder) for holder in (SELIN, KEMAL)}
 
 
 def test_round_trip(db, keyring, holders):

@@ -1,9 +1,11 @@
 """Steps the unlock tests share: posting as the /unlock page does, and pairing a helper key over HTTP
 the way the page and the helper do it together (the test opens the sealed code, as the helper would)."""
+from functools import partial
+
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from kamusm import sealing
-from tests.conftest import csrf_token
+from tests import conftest
 
 HELPER_KEY = X25519PrivateKey.generate()
 HELPER_PUBLIC = sealing.b64encode(sealing.public_key_bytes(HELPER_KEY))
@@ -14,9 +16,8 @@ def public_of(key: X25519PrivateKey) -> str:
     return sealing.b64encode(sealing.public_key_bytes(key))
 
 
-def post(client, path, **data):
-    return client.post(path, data=data, headers={"X-CSRFToken": csrf_token(client, "/menu"),
-                                                 "Accept": "application/json"})
+# post(client, path, **form), as the /unlock page's script posts (tests.conftest.post does the work).
+post = partial(conftest.post, json_api=True)
 
 
 def start_pairing(client, key: X25519PrivateKey = HELPER_KEY, name: str = "ofis-pc"):

@@ -26,6 +26,8 @@ from typing import Iterator
 import pytest
 from werkzeug.serving import make_server
 
+from tests.conftest import latest_code
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -38,8 +40,6 @@ document.addEventListener("securitypolicyviolation", (event) => {
 });
 """
 
-
-# The server ------------------------------------------------------------------
 
 class LogCapture(logging.Handler):
     """Keeps every record it sees once, even when attached to several loggers of one hierarchy."""
@@ -79,12 +79,7 @@ class LiveServer:
 
     def latest_sms_code(self) -> str:
         """The code in the newest SMS of the outbox (what /demo/phone shows)."""
-        from kamusm import storage
-        from kamusm.web.db import get_db
-
-        with self.app.app_context():
-            body = storage.outbox.latest_outbox(get_db(), "sms", 1)[0]["body"]
-        return re.search(r"\b(\d{6})\b", body).group(1)
+        return latest_code(self.app)
 
 
 @pytest.fixture
@@ -115,8 +110,6 @@ def live_server(app, clock) -> Iterator[LiveServer]:
     if errors:
         pytest.fail("the live server logged errors:\n" + capture.text())
 
-
-# The browser -----------------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def browser():

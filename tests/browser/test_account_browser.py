@@ -17,6 +17,7 @@ import pytest
 
 from kamusm import storage
 from kamusm.demo import DEMO_HOLDERS
+from tests.conftest import audit_events, code_sent_to
 
 try:
     from playwright.sync_api import expect
@@ -68,8 +69,6 @@ TEXT = {
 LANGUAGES = pytest.mark.parametrize("lang", ["tr", "en"])
 
 
-# Helpers ---------------------------------------------------------------------
-
 def open_login(page, live_server, lang: str) -> None:
     """/login in `lang`: ?lang=en sets the language cookie that every later page of the context keeps."""
     page.goto(live_server("/login?lang=en" if lang == "en" else "/login"))
@@ -94,20 +93,6 @@ def log_in(page, live_server, lang: str, word: str = SELIN["security_word"]) -> 
     menu = page.locator("#menu_operations")
     expect(menu.locator("h1")).to_have_text(text["menu"])
     expect(menu.locator(".greeting")).to_have_text(text["greeting"])
-
-
-def outbox(live_server, kind: str) -> list[dict]:
-    """The outbox, newest first (what /demo/phone and /demo/mail show)."""
-    from kamusm.web.db import get_db
-
-    with live_server.app.app_context():
-        return storage.outbox.latest_outbox(get_db(), kind)
-
-
-def code_sent_to(live_server, phone: str) -> str:
-    """The code in the newest SMS to `phone`."""
-    message = next(message for message in outbox(live_server, "sms") if message["recipient"] == phone)
-    return re.search(r"\b(\d{6})\b", message["body"]).group(1)
 
 
 def open_mailbox(context, live_server, lang: str):
@@ -164,8 +149,6 @@ def open_profile(page, live_server, lang: str):
     expect(view.locator("h1")).to_have_text(TEXT[lang]["profile"])
     return view
 
-
-# Tests -----------------------------------------------------------------------
 
 @pytest.mark.browser
 @LANGUAGES
@@ -237,8 +220,8 @@ def test_phone_change(lang, page, live_server, db, browser_errors, screenshot):
     assert storage.holders.find_holder(db, SELIN["identity"])["phone"] == SELIN["phone"]  # not before the code is back
     screenshot(page, "code")
 
-    new_code = code_sent_to(live_server, NEW_PHONE)
-    old_code = code_sent_to(live_server, SELIN["phone"])  # the login code: it proves nothing about the new number
+    new_code = code_sent_to(db, NEW_PHONE)
+    old_code = code_sent_to(db, SELIN["phone"])  # the login code: it proves nothing about the new number
     wrong = old_code if old_code != new_code else ("000000" if new_code != "000000" else "111111")
     with page.expect_response(lambda response: response.request.method == "POST"
                               and url_path("/profile").match(response.url)) as answer:
@@ -264,12 +247,11 @@ def test_phone_change(lang, page, live_server, db, browser_errors, screenshot):
     screenshot(page, "changed")
 
     assert storage.holders.find_holder(db, SELIN["identity"])["phone"] == NEW_PHONE
-    notice = outbox(live_server, "sms")[0]  # the newest SMS: the notice to the old number
+    notice = storage.outbox.latest_outbox(db, "sms")[0]  # the newest SMS: the notice to the old number
     assert notice["recipient"] == SELIN["phone"]
     assert text["phone_notice_sms"] in notice["body"]
     assert not re.search(r"\b\d{6}\b", notice["body"]), "the notice to the old number carries a code"
-    audited = [(row["event"], row["outcome"]) for row in storage.audit_log.audit_entries(db)]
-    assert ("profile.phone", "confirmed") in audited
+    assert ("profile.phone", "confirmed") in audit_events(db)
 
     page.reload()  # the change is stored, not only shown
     expect(page.locator("#profile_view dd[data-field=phone]")).to_have_text(NEW_PHONE)

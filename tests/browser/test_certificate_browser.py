@@ -10,13 +10,13 @@ English run works before the English catalogue has these strings. Screenshots go
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from cryptography import x509
 
-from kamusm import certificates, storage
+from kamusm import storage
 from kamusm.demo import DEMO_HOLDERS
+from tests.conftest import id_of, open_db, with_demo_certificates
 
 try:
     from playwright.sync_api import expect
@@ -38,18 +38,12 @@ RECENT_CODE_SECONDS = 300
 @pytest.fixture
 def app(app):
     """tests/conftest.py's app, plus the demo CA and the demo holders' certificates (`kamusm demo`)."""
-    with app.app_context():
-        from kamusm.web.db import get_db
-        certificates.issue_demo_certificates(get_db(), Path(app.instance_path), "", app.config["CLOCK"]())
-    return app
+    return with_demo_certificates(app)
 
 
 def selin_serial(live_server) -> int:
-    with live_server.app.app_context():
-        from kamusm.web.db import get_db
-        db = get_db()
-        holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
-        return int(storage.certificates.holder_certificates(db, holder_id)[0]["serial_hex"], 16)
+    with open_db(live_server.app) as db:
+        return int(storage.certificates.holder_certificates(db, id_of(db))[0]["serial_hex"], 16)
 
 
 def crl_reason(page, live_server) -> x509.ReasonFlags | None | str:

@@ -115,7 +115,7 @@ def test_reveal_right_after_login_swaps_in_the_secrets(page, live_server, screen
 
 
 @pytest.mark.browser
-def test_reveal_after_five_minutes_asks_for_a_fresh_sms_code(page, live_server, screenshot):
+def test_reveal_after_five_minutes_asks_for_a_fresh_sms_code(page, live_server, db, screenshot):
     log_in(page, live_server)
     open_pin_puk(page)
     live_server.clock.advance(RECENT_CODE_SECONDS + 1)
@@ -128,9 +128,7 @@ def test_reveal_after_five_minutes_asks_for_a_fresh_sms_code(page, live_server, 
     expect(page.locator("#pin_puk_masked")).to_have_count(0)
     assert marker(page) == "still here", "the step-up screen came with a page load, not an htmx swap"
     assert_not_in_page(page, SELIN["pin"], SELIN["card_serial"])
-    with live_server.app.app_context():
-        from kamusm.web.db import get_db
-        assert len(storage.outbox.latest_outbox(get_db(), "sms")) == 2, "no new SMS was sent for the step-up"
+    assert len(storage.outbox.latest_outbox(db, "sms")) == 2, "no new SMS was sent for the step-up"
     code = live_server.latest_sms_code()
     screenshot(page, "stepup")
 

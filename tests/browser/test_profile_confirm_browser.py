@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover - the conftest skips or fails with the r
     pytest.skip("playwright is not installed", allow_module_level=True)
 
 # Imported under their own names, as pytest does for a test folder without __init__.py.
-from test_account_browser import log_in, open_profile, outbox  # noqa: E402
+from test_account_browser import log_in, open_profile  # noqa: E402
 from test_login_flow import marker, set_marker  # noqa: E402
 
 SELIN = DEMO_HOLDERS[0]
@@ -43,8 +43,9 @@ def ask_for(page, address: str) -> None:
     expect(page.locator("#profile_view .alert-info")).to_contain_text(f"{address} adresine bir doğrulama bağlantısı")
 
 
-def link_to(live_server, address: str) -> str:
-    body = next(message["body"] for message in outbox(live_server, "mail") if message["recipient"] == address)
+def link_to(db, live_server, address: str) -> str:
+    body = next(message["body"] for message in storage.outbox.latest_outbox(db, "mail")
+                if message["recipient"] == address)
     found = re.findall(rf"{re.escape(live_server.url)}/profile/email/[A-Za-z0-9_-]+", body)
     assert len(found) == 1, body
     return found[0]
@@ -66,7 +67,7 @@ def test_the_link_page_confirms_only_on_its_button(page, browser, browser_errors
     open_profile(page, live_server, "tr")
     ask_for(page, FIRST_EMAIL)
     ask_for(page, SECOND_EMAIL)  # voids the first link
-    first, second = link_to(live_server, FIRST_EMAIL), link_to(live_server, SECOND_EMAIL)
+    first, second = link_to(db, live_server, FIRST_EMAIL), link_to(db, live_server, SECOND_EMAIL)
 
     # The holder's own browser: the address in full, and nothing happens until the button is pressed.
     opened = page.goto(second)

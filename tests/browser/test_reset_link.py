@@ -11,8 +11,9 @@ import os
 
 import pytest
 
-from kamusm import reset, storage
+from kamusm import reset
 from kamusm.demo import DEMO_HOLDERS
+from tests.conftest import id_of
 
 try:
     from playwright.sync_api import expect
@@ -21,28 +22,13 @@ except ImportError:  # pragma: no cover - the conftest skips or fails with the r
         raise
     pytest.skip("playwright is not installed", allow_module_level=True)
 
-# Imported under its own name, as pytest does for a test folder without __init__.py.
-from test_login_flow import fill_login, marker, set_marker, url_path, wait_for_captcha  # noqa: E402
+# Imported under their own names, as pytest does for a test folder without __init__.py.
+from test_login_flow import marker, set_marker, url_path  # noqa: E402
+from test_pin_puk_browser import log_in  # noqa: E402
 
 SELIN = DEMO_HOLDERS[0]
 NEW_WORD = "mavi-gokyuzu-kumsal"
 TOO_SHORT = "kisa-soz"
-
-
-def log_in(page, live_server, identity: str, word: str) -> None:
-    """Security word, "Onay", the SMS code (read from the server's outbox), up to /menu."""
-    page.goto(live_server("/login"))
-    wait_for_captcha(page)
-    fill_login(page, word, identity=identity)
-    page.get_by_role("button", name="Giriş", exact=True).click()
-    page.wait_for_url(url_path("/login/sms"))
-    page.get_by_role("button", name="Onay", exact=True).click()
-    page.wait_for_url(url_path("/login/code"))
-    expect(page.locator("#login_code_form")).to_be_visible()
-    page.locator("#code").fill(live_server.latest_sms_code())
-    page.get_by_role("button", name="Gönder", exact=True).click()
-    page.wait_for_url(url_path("/menu"))
-    expect(page.locator("#menu_operations")).to_be_visible()
 
 
 @pytest.mark.browser
@@ -51,8 +37,7 @@ def test_reset_link_sets_a_new_word_once(page, live_server, db, browser_errors, 
     # link's page is a 404 too.
     browser_errors.expect(r"status of 422 .*/reset/")
     browser_errors.expect(r"status of 404 .*/reset/")
-    holder = storage.holders.find_holder(db, SELIN["identity"])
-    token = reset.issue_link_token(db, holder["id"], reset.PURPOSE_RESET, live_server.clock())
+    token = reset.issue_link_token(db, id_of(db), reset.PURPOSE_RESET, live_server.clock())
     path = f"/reset/{token}"
 
     page.goto(live_server(path))

@@ -42,6 +42,7 @@ from kamusm.demo import DEMO_HOLDERS
 from kamusm.helper import HelperServer, make_backend, make_server
 from kamusm.helper.dist import wheel_filename
 from kamusm.web.stepup import RECENT_CODE_SECONDS
+from tests.conftest import audit_events, id_of
 
 try:
     from playwright.sync_api import expect
@@ -291,11 +292,6 @@ def unblock(page, new_pin: str = NEW_PIN) -> None:
         form.get_by_role("button", name="Kilidi Çöz", exact=True).click()
 
 
-def audit_outcomes(db, event_prefix: str = "unlock.") -> list[tuple[str, str]]:
-    return [(entry["event"], entry["outcome"]) for entry in storage.audit_log.audit_entries(db)
-            if entry["event"].startswith(event_prefix)]
-
-
 def sms_bodies(db) -> list[str]:
     return [row["body"] for row in storage.outbox.latest_outbox(db, "sms", 100)]
 
@@ -357,7 +353,7 @@ def test_unlock_through_the_helper_and_pcscd_to_the_virtual_card(
     assert traffic.body_of("GET", "/v1/card") and traffic.body_of("GET", "/v1/status")
     assert "POST /v1/pair 200" in helper_log.text() and "POST /v1/pin/unblock 200" in helper_log.text()
 
-    outcomes = audit_outcomes(db)
+    outcomes = audit_events(db, "unlock.")
     for expected in (("unlock.pair_start", "sent"), ("unlock.pair", "ok"), ("unlock.pair_notice", "sent"),
                      ("unlock.seal", "ok"), ("unlock.unblock", "ok")):
         assert expected in outcomes, outcomes
@@ -458,7 +454,7 @@ def test_foreign_card_gets_no_forms_and_no_seal(
     assert traffic.sent_to("POST", "/unlock") == [], "the page asked for a seal for another holder's card"
     assert traffic.sent_to("POST", "/v1/pin/unblock") == [], "the page went on to the helper"
     assert "/v1/pin/" not in helper_log.text(), helper_log.text()
-    outcomes = audit_outcomes(db)
+    outcomes = audit_events(db, "unlock.")
     assert ("unlock.pair", "ok") in outcomes and not [event for event in outcomes if event[0] == "unlock.seal"], \
         outcomes
     # The card is untouched: every try left, and the PIN it had.
@@ -511,7 +507,7 @@ def test_pin_test_and_change_through_the_sim_helper(
         screenshot(page, "pin-wrong")
 
     assert reader.verify_pin(backend, NEW_PIN) == {"pin_tries_left": 3}
-    outcomes = audit_outcomes(db)
+    outcomes = audit_events(db, "unlock.")
     for expected in (("unlock.verify", "ok"), ("unlock.change", "ok"), ("unlock.verify", "wrong_pin")):
         assert expected in outcomes, outcomes
     assert outcomes.count(("unlock.pin_op", "permitted")) == 3, outcomes
@@ -557,7 +553,7 @@ def test_a_stale_session_confirms_an_sms_code_before_the_unblock(
 
     assert reader.verify_pin(backend, NEW_PIN) == {"pin_tries_left": 3}
     assert len(traffic.sent_to("POST", "/unlock/stepup/send")) == 1
-    outcomes = audit_outcomes(db, "")
+    outcomes = audit_events(db)
     for expected in (("stepup.sms", "sent"), ("stepup.code", "ok"), ("unlock.seal", "ok"), ("unlock.unblock", "ok")):
         assert expected in outcomes, outcomes
     assert ("unlock.seal", "stepup") not in outcomes, "the page asked for a seal before the code"
@@ -601,10 +597,10 @@ def test_a_wrong_pairing_code_and_removing_a_paired_helper(
         expect(page.locator("#unlock_helpers")).to_contain_text("Henüz eşleştirilmiş bir kart yardımcınız yok.")
         screenshot(page, "removed")
 
-    outcomes = audit_outcomes(db)
+    outcomes = audit_events(db, "unlock.")
     for expected in (("unlock.pair", "wrong_code"), ("unlock.pair", "ok"), ("unlock.helper_removed", "ok")):
         assert expected in outcomes, outcomes
-    assert storage.helper_keys.holder_helper_keys(db, storage.holders.find_holder(db, SELIN["identity"])["id"]) == []
+    assert storage.helper_keys.holder_helper_keys(db, id_of(db)) == []
 
 
 @pytest.mark.browser

@@ -46,7 +46,6 @@ from test_unlock_browser import (  # noqa: E402,F401  (wide_screen is an autouse
     WRONG_PIN,
     Console,
     Traffic,
-    audit_outcomes,
     code_pattern,
     expect_card_facts,
     open_unlock,
@@ -58,6 +57,7 @@ from test_unlock_browser import (  # noqa: E402,F401  (wide_screen is an autouse
 )
 
 from tests import test_helper_dist  # noqa: E402
+from tests.conftest import audit_events  # noqa: E402
 from tests.test_helper_api import HelperClient  # noqa: E402
 from tests.test_helper_dist import clean_environment, free_port  # noqa: E402
 
@@ -196,7 +196,7 @@ def test_unlock_through_the_installed_helper_wheel_and_pcscd(
 
     assert "POST /v1/pair 200" in helper.log.text() and "POST /v1/pin/unblock 200" in helper.log.text(), \
         helper.log.text()
-    outcomes = audit_outcomes(db)
+    outcomes = audit_events(db, "unlock.")
     for expected in (("unlock.pair", "ok"), ("unlock.seal", "ok"), ("unlock.unblock", "ok")):
         assert expected in outcomes, outcomes
     assert storage.outbox.latest_outbox(db, "sms", 1)[0]["recipient"] == SELIN["phone"]
