@@ -70,8 +70,6 @@ SHARED_STORAGE = {"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": "redis://1
 TARGETS = {"menu_ratio": 0.5, "login_ratio": 0.8, "p99_over_p50": 4.0}
 
 
-# Holders ---------------------------------------------------------------------
-
 def identities(first_prefix: int):
     """Checksum-valid T.C. numbers made from 9-digit prefixes upward (the demo holders' start with 100)."""
     for prefix in range(first_prefix, 10 ** 9):
@@ -98,8 +96,6 @@ def add_holders(db, word_hash: str, count: int, numbers, now: float, keyring=Non
             made.append(holder)
     return made
 
-
-# HTTP clients ----------------------------------------------------------------
 
 class Client:
     """One browser: a kept-alive connection, its own cookies, latencies by screen."""
@@ -327,8 +323,6 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-# Servers -----------------------------------------------------------------------
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
@@ -385,8 +379,6 @@ class Server:
         self.log.close()
 
 
-# Report ------------------------------------------------------------------------
-
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -420,8 +412,6 @@ def show_errors(phase: Phase) -> None:
     for error in sorted(set(phase.errors))[:5]:
         print(f"    error: {error} (x{phase.errors.count(error)})")
 
-
-# Main ----------------------------------------------------------------------------
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -104,8 +104,6 @@ def crl_url(public_url: str) -> str:
     return (public_url or DEFAULT_PUBLIC_URL).rstrip("/") + "/crl.der"
 
 
-# The root ----------------------------------------------------------------------
-
 def _make_root(key: ec.EllipticCurvePrivateKey, now: float) -> x509.Certificate:
     public = key.public_key()
     ski = x509.SubjectKeyIdentifier.from_public_key(public)
@@ -179,8 +177,6 @@ def create_ca(instance_path: Path, now: float) -> tuple[Authority, bool]:
     return load_ca(instance_path), created
 
 
-# End-entity certificates ---------------------------------------------------------
-
 def certificate_validity(cert_issued: str, now: float, ca_not_after: datetime) -> tuple[datetime, datetime]:
     """From the card's issue date (YYYY-MM-DD) for CERT_VALIDITY_DAYS, stretched to stay valid
     DEMO_MIN_REMAINING_DAYS past `now`, never past the CA's own end.
@@ -232,8 +228,6 @@ def issue_certificate(authority: Authority, name: str, card_serial: str, cert_is
             .sign(authority.key, SIGNATURE_HASH))
 
 
-# CRL ---------------------------------------------------------------------------
-
 def _reason_flag(reason: str) -> x509.ReasonFlags | None:
     """RFC 5280 5.3.1: the reason code "unspecified" SHOULD be absent rather than written."""
     if not reason or reason == REASON_UNSPECIFIED:
@@ -259,8 +253,6 @@ def build_crl(authority: Authority, entries: list[RevokedEntry], number: int, no
         builder = builder.add_revoked_certificate(revoked.build())
     return builder.sign(authority.key, SIGNATURE_HASH).public_bytes(serialization.Encoding.DER)
 
-
-# OCSP ----------------------------------------------------------------------------
 
 def _unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
     return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(serialization.Encoding.DER)

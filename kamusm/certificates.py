@@ -185,6 +185,17 @@ def _timestamp(day: str) -> float:
     return datetime(issued.year, issued.month, issued.day, tzinfo=timezone.utc).timestamp()
 
 
+def portal_authority(instance_path: Path, demo: bool) -> ca.Authority | None:
+    """The demo CA, only in demo mode: a real deployment never signs with it, even if its files linger."""
+    return ca.load_ca(instance_path) if demo else None
+
+
+def issue_for_new_cards(db, instance_path: Path, demo: bool, public_url: str, now: float) -> int:
+    """Certificates (or status records) for every card that has none: run where cards are made (the
+    roster import, the demo, `kamusm init` for an older database), never by a page that shows them."""
+    return add_missing_certificates(db, portal_authority(instance_path, demo), public_url or ca.DEFAULT_PUBLIC_URL, now)
+
+
 def add_missing_certificates(db, authority: ca.Authority | None, public_url: str, now: float,
                              holder_id: int | None = None, count_revoked: bool = True) -> int:
     """Give every card without a certificate one; return how many were made.

@@ -104,7 +104,12 @@ SETTINGS: tuple[Setting, ...] = (
             "empty uses instance/helper."),
     Setting("KAMUSM_CALL_CENTRE", "444 5 576", _str,
             "Telephone number shown to holders whose phone number is wrong."),
-    Setting("KAMUSM_INSTITUTION", "Demo Üniversitesi", _str, "The institution's name, shown in the header."),
+    Setting("KAMUSM_INSTITUTION_NAME", "Demo Üniversitesi", _str,
+            "The institution's name: shown in the page header and title, and the signature of every mail."),
+    Setting("KAMUSM_LOGO_FILE", "", _str,
+            "The institution's logo in the page header (never in mails): a PNG, JPEG or SVG file, at most "
+            "512 KiB, its type told by its content; a path relative to the instance folder, or absolute. "
+            "Read and checked at start-up, which a bad file stops. Empty: the header shows the name only."),
     Setting("KAMUSM_PROXIES", 0, _int,
             "How many reverse proxies stand in front of the portal (X-Forwarded-* trusted from that many). "
             "Anyone reaching the portal directly can then forge X-Forwarded-For and dodge the per-IP limits, "
@@ -141,6 +146,8 @@ OTP_TTL_MIN_SECONDS = 60
 LOCKOUT_THRESHOLD_MAX = 10
 ARGON2_MIN_MEMORY_KIB = 19456
 ARGON2_MIN_TIME_COST = 2
+# Old names a deployment may still set: refused, since a value silently ignored would show the default.
+RENAMED_SETTINGS = {"KAMUSM_INSTITUTION": "KAMUSM_INSTITUTION_NAME"}
 
 
 def load_settings(instance_path: Path, environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -155,6 +162,9 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
     if toml_path.exists():
         with toml_path.open("rb") as handle:
             from_file = tomllib.load(handle)
+    for old, new in RENAMED_SETTINGS.items():
+        if old in environ or old in from_file:
+            raise ConfigError(f"{old} is now called {new}: rename it")
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         if setting.test_only:
@@ -206,6 +216,10 @@ def check_settings(values: dict[str, Any]) -> None:
         raise ConfigError("KAMUSM_ARGON2_SLOTS must be 0 (one per core) or more")
     if values["KAMUSM_SESSION_MAX_SECONDS"] > 12 * 3600:
         raise ConfigError("KAMUSM_SESSION_MAX_SECONDS cannot exceed 12 hours")
+    name = values["KAMUSM_INSTITUTION_NAME"]
+    if not name.strip() or not name.isprintable():
+        # It signs every mail and names the sender in its From header, where a line break would start a header.
+        raise ConfigError("KAMUSM_INSTITUTION_NAME must be a name on one line")
 
 
 def settings_markdown() -> str:

@@ -32,12 +32,6 @@ class LoginFailed(KamusmError):
     status = 401
 
 
-class CaptchaFailed(KamusmError):
-    """The captcha answer was wrong, expired, or already used."""
-
-    status = 422
-
-
 class CodeRejected(KamusmError):
     """An SMS code was wrong, expired, used, or out of tries."""
 

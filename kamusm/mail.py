@@ -6,6 +6,11 @@ stays queued with the reason, is audited, and `kamusm mail retry` sends it
 later. So a failing mail server loses nothing. The outbox backend (demo) puts
 messages where /demo/mail shows them. Bodies can hold one-time links: they are
 never logged.
+
+Every message leaves signed with the institution's name (SignedMail wraps whatever
+backend delivers it), and over SMTP that name is the From header's display name, what
+mail clients list as the sender. No logo goes along: clients block remote images, and
+an attached one would make each short message many times its size.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from typing import Callable, Protocol
 
 from kamusm import audit, storage
@@ -36,6 +41,7 @@ class SmtpSettings:
     timeout_seconds: int
     sender: str
     ca_file: str = ""  # a CA bundle to verify the server with (an institution's own CA); empty: the system's
+    display_name: str = ""  # the From name when `sender` names none: the institution's
 
 
 class MailBackend(Protocol):
@@ -59,11 +65,12 @@ class SmtpMail:
 
     def message(self, recipient: str, subject: str, body: str) -> EmailMessage:
         message = EmailMessage()
-        message["From"] = self._settings.sender
+        name, address = parseaddr(self._settings.sender)
+        message["From"] = formataddr((name or self._settings.display_name, address))
         message["To"] = recipient
         message["Subject"] = subject
         message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = make_msgid(domain=self._settings.sender.rpartition("@")[2] or None)
+        message["Message-ID"] = make_msgid(domain=address.rpartition("@")[2] or None)
         message.set_content(body)
         return message
 
@@ -86,13 +93,33 @@ class SmtpMail:
             raise MailFailed(type(exc).__name__) from None
 
 
+def signed(body: str, institution: str) -> str:
+    """The body with the institution's name under a signature separator ("-- ", RFC 3676).
+
+    A name reads the same in every language, so the signature fits a Turkish or an English body."""
+    return f"{body.rstrip()}\n\n-- \n{institution}\n"
+
+
+class SignedMail:
+    """Signs every message on its way to the backend, so no mail of the portal leaves unsigned."""
+
+    def __init__(self, backend: MailBackend, institution: str):
+        self._backend = backend
+        self._institution = institution
+
+    def deliver(self, recipient: str, subject: str, body: str) -> None:
+        self._backend.deliver(recipient, subject, signed(body, self._institution))
+
+
 def make_backend(config: dict, db, clock: Callable[[], float]) -> MailBackend:
+    institution = config["KAMUSM_INSTITUTION_NAME"]
+    backend: MailBackend = OutboxMail(db, clock)
     if config["KAMUSM_MAIL_BACKEND"] == "smtp":
-        return SmtpMail(SmtpSettings(config["KAMUSM_SMTP_HOST"], config["KAMUSM_SMTP_PORT"],
-                                     config["KAMUSM_SMTP_SECURITY"], config["KAMUSM_SMTP_USER"],
-                                     config["KAMUSM_SMTP_PASSWORD"], config["KAMUSM_SMTP_TIMEOUT"],
-                                     config["KAMUSM_MAIL_FROM"], config["KAMUSM_SMTP_CA_FILE"]))
-    return OutboxMail(db, clock)
+        backend = SmtpMail(SmtpSettings(config["KAMUSM_SMTP_HOST"], config["KAMUSM_SMTP_PORT"],
+                                        config["KAMUSM_SMTP_SECURITY"], config["KAMUSM_SMTP_USER"],
+                                        config["KAMUSM_SMTP_PASSWORD"], config["KAMUSM_SMTP_TIMEOUT"],
+                                        config["KAMUSM_MAIL_FROM"], config["KAMUSM_SMTP_CA_FILE"], institution))
+    return SignedMail(backend, institution)
 
 
 def queue_mail(db, holder_id: int | None, recipient: str, subject: str, body: str, now: float) -> int:

@@ -74,7 +74,7 @@ def issue_code(db, key: bytes, holder_id: int, attempt: str, policy: CodePolicy,
                           SEND_WINDOW_SECONDS)
         code = new_code()
         code_id = storage.codes.insert_code(db, holder_id, attempt, _code_mac(key, attempt, code), now,
-                                    now + policy.ttl_seconds)
+                                            now + policy.ttl_seconds)
     return code, code_id
 
 

@@ -45,8 +45,6 @@ def issue(authority: ca.Authority, cert_issued: str = "2014-03-12", now: float =
     return ca.issue_certificate(authority, SELIN["name"], SELIN["card_serial"], cert_issued, PUBLIC_URL, now)
 
 
-# The root and the end-entity certificates ------------------------------------------
-
 def test_root_is_a_clearly_named_demo_ca_with_a_private_key_file(tmp_path, authority):
     root = authority.cert
     assert "DEMO" in root.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
@@ -120,8 +118,6 @@ def test_validity_never_outlives_the_ca():
 def test_serial_hex_matches_openssl_spelling():
     assert ca.serial_hex(0xABC) == "0ABC" and ca.serial_hex(0x1F2E) == "1F2E"
 
-
-# CRL and OCSP, as functions ------------------------------------------------------
 
 def test_crl_fields_and_reasons(authority):
     entries = [ca.RevokedEntry(11, NOW - 60, "keyCompromise"), ca.RevokedEntry(12, NOW - 30, ca.REASON_HOLD),
@@ -234,8 +230,6 @@ def test_truncated_ocsp_request_gets_malformed_request(authority):
         assert not well_formed and response.response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 
 
-# Through the store: the CRL follows the statuses -------------------------------------
-
 def change(db, authority, holder_id: int, certificate_id: int, action: str, now: float, reason: str = "") -> None:
     """What POST /certificate does once the step-up is done."""
     form = {"action": action, "certificate": str(certificate_id), "reason": reason, "confirm": "yes"}
@@ -312,8 +306,6 @@ def test_demo_reset_replaces_a_revoked_certificate_and_keeps_it_revoked(app, db,
     assert crl_now(db).get_revoked_certificate_by_serial_number(int(old["serial_hex"], 16)) is not None
     assert certificates.issue_demo_certificates(db, Path(app.instance_path), "", clock()) == 0
 
-
-# Debian's openssl --------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def openssl() -> str:

@@ -58,8 +58,6 @@ def helper(card, tmp_path) -> HelperClient:
         yield client
 
 
-# Strategies -------------------------------------------------------------------------------------------
-
 def _wellformed(kind: str, value: str) -> bool:
     digits = value.isascii() and value.isdigit()
     if kind == "puk":
@@ -154,8 +152,6 @@ def malformed_bodies(draw, endpoint: str) -> dict:
     return body
 
 
-# Checks ---------------------------------------------------------------------------------------------------
-
 def counters(helper: HelperClient) -> tuple[int, int]:
     answer = helper.get("/v1/card")
     assert answer.status == 200, answer.json
@@ -186,8 +182,6 @@ def post_and_check(helper: HelperClient, path: str, raw: bytes, content_type: st
     check_refused(answer, raw, error=error)
     assert counters(helper) == before, f"a malformed request spent a try: {_short(raw)}"
 
-
-# JSON bodies ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("endpoint", list(ENDPOINTS))
 @HOSTILE
@@ -226,8 +220,6 @@ def test_malformed_json_bodies_are_bad_request_and_spend_no_try(helper, endpoint
 def test_named_wrong_types_and_unicode_digits(helper, path, body):
     post_and_check(helper, path, json.dumps(body, ensure_ascii=False).encode())
 
-
-# Raw bodies and Content-Types -----------------------------------------------------------------------------
 
 def _could_reach_the_card(path: str, raw: bytes) -> bool:
     """True for the (vanishingly rare) raw body that is a well-formed request: it may spend a real try."""
@@ -282,8 +274,6 @@ def test_bodies_up_to_the_drain_limit_are_answered(helper, length):
     post_and_check(helper, "/v1/pin/verify", b"{\"pin\": \"" + b"1" * (length - 11) + b"\"}")
 
 
-# HTTP framing: Content-Length and Transfer-Encoding, over a raw socket --------------------------------
-
 def raw_exchange(port: int, raw: bytes) -> tuple[int, dict]:
     """Send raw bytes, close our sending side, read the first answer; fail if the helper just hangs up."""
     with socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT_SECONDS) as connection:
@@ -322,8 +312,6 @@ def test_hostile_content_length_and_chunking(helper, lengths, chunked, body):
     assert counters(helper) == (3, 3)
 
 
-# Paths, methods, Origins ---------------------------------------------------------------------------------
-
 @HOSTILE
 @given(segment=st.one_of(st.text(max_size=40), st.sampled_from(["..", "%00", "pin/verify/", "PIN/VERIFY", "card/",
                                                                   "status?x=1", "<script>"])),
@@ -353,8 +341,6 @@ def test_foreign_origins_are_refused_with_json(helper, origin, path):
     assert answer.status == 403
     assert counters(helper) == (3, 3)
 
-
-# Low-order keys -------------------------------------------------------------------------------------------------
 
 @FEW
 @given(epk=st.binary(min_size=32, max_size=32), nonce=st.binary(min_size=12, max_size=12), ct=st.binary(max_size=64))

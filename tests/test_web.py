@@ -185,7 +185,7 @@ def test_a_missing_static_file_makes_no_session_for_a_new_visitor(client, db):
     response = client.get("/static/js/nowhere.js")
     assert response.status_code == 404
     assert "Set-Cookie" not in response.headers and client.get_cookie("kamusm_session") is None
-    assert "Aradığınız sayfa bulunamadı" in response.get_data(as_text=True)
+    assert "Sayfa bulunamadı" in response.get_data(as_text=True)
     assert session_rows(db) == []
 
 
@@ -223,7 +223,11 @@ def test_logout_is_post_only(client):
 def test_unknown_page_is_a_readable_404(client):
     response = client.get("/nowhere")
     assert response.status_code == 404
-    assert "Aradığınız sayfa bulunamadı" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "<h1>Sayfa bulunamadı</h1>" in page and "Bu adreste bir sayfa yok" in page
+    assert "İşlem tamamlanamadı" not in page
+    english = client.get("/nowhere?lang=en").get_data(as_text=True)
+    assert "<title>Page not found" in english and "There is no page at this address" in english
 
 
 def test_oversized_request_is_413(client):
@@ -235,7 +239,8 @@ def test_oversized_request_is_413(client):
 def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok", "schema": len(storage.migrations.MIGRATIONS)}
+    assert response.json == {"status": "ok", "database": "ok", "schema": len(storage.migrations.MIGRATIONS),
+                             "translations": "ok"}
 
 
 def test_demo_routes_only_in_demo_mode(app_config):

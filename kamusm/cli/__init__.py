@@ -30,6 +30,8 @@ def init_command() -> None:
     vault.app_keyring()
     if current_app.config["KAMUSM_DEMO"]:
         certificates.ensure_demo_ca(get_db(), Path(current_app.instance_path), current.now())
+    certificates.issue_for_new_cards(get_db(), Path(current_app.instance_path), current_app.config["KAMUSM_DEMO"],
+                                     current_app.config["KAMUSM_PUBLIC_URL"], current.now())
     audit.record(get_db(), current.now(), "admin.init", "ok", schema=version)
     click.echo(f"database ready at schema version {version}: {current_app.config['DATABASE']}")
 
@@ -81,6 +83,8 @@ def import_command(path: str) -> None:
     with click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar:
         count = roster.import_rows(db, rows, vault.app_keyring(), hasher.hash, now, on_row=lambda: bar.update(1))
     audit.record(db, now, "admin.import", "ok", rows=count)
+    certificates.issue_for_new_cards(db, Path(current_app.instance_path), current_app.config["KAMUSM_DEMO"],
+                                     current_app.config["KAMUSM_PUBLIC_URL"], now)
     without_word = sum(1 for row in rows if not row.security_word)
     click.echo(f"{count} row(s) imported; {without_word} holder(s) without a security word "
                "(give them `kamusm holder reset-link IDENTITY`)")

@@ -262,9 +262,6 @@ class HelperRequestHandler(BaseHTTPRequestHandler):
         log.warning("http: " + format, *args)
 
 
-# Starting it ---------------------------------------------------------------------------------
-
-
 def make_server(
     port: int,
     origins: list[str],

@@ -109,8 +109,6 @@ def http_status(error: CardError) -> int:
     return ERROR_STATUS[error.error]
 
 
-# Files in the helper home --------------------------------------------------------------------
-
 def default_home() -> Path:
     """%APPDATA%\\kamusm-helper on Windows; else $XDG_CONFIG_HOME/kamusm-helper, else ~/.config/kamusm-helper."""
     if os.name == "nt" and os.environ.get("APPDATA"):
@@ -195,8 +193,6 @@ class UsedSeals:
     def _save(self) -> None:
         write_private_json(self.path, {"version": USED_SEALS_FORMAT_VERSION, "used": self._used})
 
-
-# The domain ----------------------------------------------------------------------------------
 
 class Helper:
     """The helper's state and operations: key, used seals, card backend, one operation at a time.
@@ -300,9 +296,6 @@ class Helper:
                 return reader.unblock_pin_sealed(self.backend, open_puk, new_pin, confirm_last_try)
             except sealing.SealError as error:
                 raise CardError(apdu.BAD_REQUEST, f"The sealed PUK was refused: {error}.") from None
-
-
-# The HTTP surface ----------------------------------------------------------------------------
 
 
 def make_backend(name: str, home: Path) -> CardBackend:

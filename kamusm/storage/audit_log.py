@@ -21,7 +21,7 @@ def append_audit(db: sqlite_utils.Database, entry: dict) -> None:
 
 def count_audit_events(db: sqlite_utils.Database, holder_id: int, event: str, outcome: str, since: float) -> int:
     return fetch_one(db, "SELECT count(*) AS n FROM audit"
-                         " WHERE holder_id = ? AND event = ? AND outcome = ? AND at >= ?",
+                     " WHERE holder_id = ? AND event = ? AND outcome = ? AND at >= ?",
                      [holder_id, event, outcome, since])["n"]
 
 

@@ -8,7 +8,7 @@ from kamusm.storage.connection import fetch_one, write
 
 def count_codes_sent_since(db: sqlite_utils.Database, holder_id: int, since: float) -> int:
     return fetch_one(db, "SELECT count(*) AS n FROM sms_codes WHERE holder_id = ? AND sent_at >= ?",
-                [holder_id, since])["n"]
+                     [holder_id, since])["n"]
 
 
 def latest_code(db: sqlite_utils.Database, attempt: str) -> dict | None:
@@ -45,7 +45,7 @@ def reserve_code_try(db: sqlite_utils.Database, code_id: int, now: float, max_wr
     with write(db):
         row = fetch_one(db, """UPDATE sms_codes SET wrong_tries = wrong_tries + 1
                           WHERE id = ? AND used_at IS NULL AND expires_at >= ? AND wrong_tries < ?
-                          RETURNING wrong_tries""", [code_id, now, max_wrong_tries])
+RETURNING wrong_tries""", [code_id, now, max_wrong_tries])
     return row["wrong_tries"] if row else None
 
 

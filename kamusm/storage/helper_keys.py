@@ -65,7 +65,7 @@ def reserve_pairing_try(db: sqlite_utils.Database, pairing_id: int, now: float, 
     with write(db):
         row = fetch_one(db, """UPDATE helper_pairings SET tries = tries + 1
                           WHERE id = ? AND used_at IS NULL AND expires_at >= ? AND tries < ?
-                          RETURNING tries""", [pairing_id, now, max_tries])
+      RETURNING tries""", [pairing_id, now, max_tries])
     return row["tries"] if row else None
 
 

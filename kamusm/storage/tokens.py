@@ -35,4 +35,4 @@ def claim_token(db: sqlite_utils.Database, id_hash: str, now: float) -> bool:
 
 def count_tokens_since(db: sqlite_utils.Database, holder_id: int, purpose: str, since: float) -> int:
     return fetch_one(db, "SELECT count(*) AS n FROM tokens WHERE holder_id = ? AND purpose = ? AND created_at >= ?",
-                [holder_id, purpose, since])["n"]
+                     [holder_id, purpose, since])["n"]

@@ -37,7 +37,7 @@ def save_secret(db: sqlite_utils.Database, holder_id: int, serial: str, field: s
 
 def card_secrets(db: sqlite_utils.Database, holder_id: int, serial: str) -> list[dict]:
     return fetch_all(db, "SELECT field, sealed FROM secrets WHERE holder_id = ? AND serial = ? ORDER BY field",
-                 [holder_id, serial])
+                     [holder_id, serial])
 
 
 def delete_secrets(db: sqlite_utils.Database, holder_id: int) -> int:

@@ -27,11 +27,26 @@ def raise_storage_error() -> None:
         raise error
 
 
+def _headline(status: int) -> str:
+    """The page's heading: what happened, in a few words (the message under it says what to do)."""
+    return {
+        400: _("İstek anlaşılamadı"),
+        403: _("İstek reddedildi"),
+        404: _("Sayfa bulunamadı"),
+        405: _("Bu işlem burada yapılamaz"),
+        410: _("Bağlantı artık geçerli değil"),
+        413: _("Gönderilen bilgi çok uzun"),
+        429: _("Çok fazla istek"),
+        503: _("Hizmet şu anda kullanılamıyor"),
+    }.get(status, _("İşlem tamamlanamadı"))
+
+
 def _error_page(status: int, message: str):
     if request_ctx.url_adapter is None:
         # The request could not even be routed (e.g. a malformed Host): no page with links can be built.
         return Response(f"{message}\n", status=status, mimetype="text/plain")
-    return render_screen("error", "message", status=status, status_code=status, message=message)
+    return render_screen("error", "message", status=status, status_code=status, message=message,
+                         headline=_headline(status))
 
 
 def register_error_pages(app: Flask) -> None:
@@ -58,7 +73,7 @@ def register_error_pages(app: Flask) -> None:
         messages = {
             400: _("İstek anlaşılamadı. Lütfen sayfayı yenileyip tekrar deneyiniz."),
             403: _("Bu istek başka bir siteden geldiği için reddedildi."),
-            404: _("Aradığınız sayfa bulunamadı."),
+            404: _("Bu adreste bir sayfa yok. Adresi kontrol ediniz ya da ana sayfadan devam ediniz."),
             405: _("Bu işlem bu sayfada yapılamaz."),
             413: _("Gönderilen bilgi çok uzun."),
             429: _("Çok fazla istek gönderdiniz. Lütfen bir süre bekleyip tekrar deneyiniz."),

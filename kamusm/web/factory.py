@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from kamusm import cli, helper_dist, storage
+from kamusm import catalogs, cli, helper_dist, policy, storage
 from kamusm.config import check_settings, load_settings
 from kamusm.keys import load_or_create_key
 from kamusm.redaction import RedactLinkTokens
@@ -20,7 +20,7 @@ from kamusm.web.errors import raise_storage_error, register_error_pages
 from kamusm.web.extensions import babel, csrf, limiter
 from kamusm.web.security import add_security_headers, refuse_cross_site
 from kamusm.web.sessions import SqliteSessionInterface
-from kamusm.web.views import certificates, demo, health, login, menu, pin_puk, profile, reset, unlock
+from kamusm.web.views import branding, certificates, demo, health, login, menu, pin_puk, profile, reset, unlock
 from kamusm.web.views import helper_dist as helper_dist_views
 from kamusm.words import WordHasher
 
@@ -42,7 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     check_settings(settings)
     app.config.update(settings)
     app.config.update(
-        DATABASE=str(instance_path / "kamusm.web.db"),
+        DATABASE=str(instance_path / "kamusm.db"),
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         # Referrer-Policy no-referrer removes the Referer this check wants; security.refuse_cross_site checks instead.
         WTF_CSRF_SSL_STRICT=False,
@@ -50,6 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # Our forms use no WTForms validators, so WTForms' own catalog (loaded per form) is never needed.
         WTF_I18N_ENABLED=False,
         BABEL_DEFAULT_LOCALE="tr",
+        BABEL_TRANSLATION_DIRECTORIES=str(catalogs.TRANSLATIONS_DIR),
         CLOCK=time.time,
         CAPTCHA_FIXED_ANSWER=None,
     )
@@ -71,11 +72,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                                                  app.config["KAMUSM_ARGON2_TIME_COST"],
                                                  app.config["KAMUSM_ARGON2_PARALLELISM"],
                                                  app.config["KAMUSM_ARGON2_SLOTS"] or os.cpu_count() or 1)
+    catalogs.compile_stale_catalogs(locale.LANGUAGES, Path(app.config["BABEL_TRANSLATION_DIRECTORIES"]))
     babel.init_app(app, locale_selector=locale.select_locale)
     _init_web(app)  # before CSRFProtect, so a cross-site POST is refused as such
     csrf.init_app(app)
     limiter.init_app(app)
-    for view in (login, menu, pin_puk, reset, unlock, profile, certificates, health):
+    for view in (login, menu, pin_puk, reset, unlock, profile, certificates, health, branding):
         app.register_blueprint(view.bp)
     app.config["KAMUSM_HELPER_DIST_DIR"] = str(helper_dist.dist_dir(app.config, instance_path))
     app.register_blueprint(helper_dist_views.bp)
@@ -97,6 +99,8 @@ def _init_web(app: Flask) -> None:
     app.context_processor(guards.login_context)
     app.jinja_env.globals["page_csrf_token"] = rendering.page_csrf_token  # a global, so imported macros see it too
     app.jinja_env.globals["csrf_field"] = rendering.csrf_field
+    app.jinja_env.globals["word_rules"] = {"min_length": policy.SECURITY_WORD_MIN_LENGTH,
+                                           "max_length": policy.SECURITY_WORD_MAX_LENGTH}
     app.add_template_filter(rendering.format_timestamp, "datetime")
     templating.init_app(app, locale.LANGUAGES)
     app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))

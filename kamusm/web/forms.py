@@ -24,6 +24,11 @@ class TextForm(FlaskForm):
                 return formdata
             return request.form if request.method in {"POST", "PUT", "PATCH", "DELETE"} else None
 
+    def sent(self) -> dict[str, str]:
+        """The fields the request carried. An absent field is not an empty one: a form without `code`
+        asks for a code to be sent, a form with an empty `code` is a code left blank."""
+        return {name: field.data for name, field in self._fields.items() if field.raw_data}
+
 
 class LoginForm(TextForm):
     identity = StringField()
@@ -42,3 +47,24 @@ class ForgotForm(TextForm):
 class ResetForm(TextForm):
     security_word = PasswordField()
     security_word_confirm = PasswordField()
+
+
+class StepUpForm(TextForm):
+    """The code of a step-up, on any screen that asks for one."""
+    code = StringField()
+
+
+class PinPukForm(StepUpForm):
+    confirm = StringField()
+
+
+class CertificateChangeForm(StepUpForm):
+    certificate = StringField()
+    action = StringField()
+    reason = StringField()
+    confirm = StringField()
+
+
+class ProfileChangeForm(StepUpForm):
+    email = StringField()
+    phone = StringField()

@@ -19,12 +19,14 @@ from flask import (
     session,
 )
 
+from kamusm.branding import LOGO_CSP
 from kamusm.web.locale import LANGUAGE_COOKIE, LANGUAGE_COOKIE_SECONDS
 
 CSP = "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 
 
 HSTS_SECONDS = 365 * 24 * 3600
+CACHED_ENDPOINTS = frozenset({"static", "branding.logo"})  # the same for everyone: they set their own caching
 
 
 def refuse_cross_site() -> None:
@@ -63,7 +65,10 @@ def add_security_headers(response: Response) -> Response:
     headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
     if request.is_secure:
         headers["Strict-Transport-Security"] = f"max-age={HSTS_SECONDS}; includeSubDomains"
-    if request.endpoint != "static" or response.status_code >= 400:  # a static file's 404 is a page too
+    if request.endpoint == "branding.logo" and response.status_code < 400:
+        # An SVG logo opened as a document would run at our origin: nothing may run or load in it.
+        headers["Content-Security-Policy"] = LOGO_CSP
+    if request.endpoint not in CACHED_ENDPOINTS or response.status_code >= 400:  # a static file's 404 is a page too
         headers["Cache-Control"] = "no-store"
         headers.add("Vary", "HX-Request")
     if getattr(g, "language_asked", None) and not session.sessionless:

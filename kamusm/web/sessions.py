@@ -6,7 +6,7 @@ Idle and absolute timeouts are enforced here on every request; `rotate()` gives
 a new id at login, `destroy()` removes the row at logout, and the rows of sessions
 nobody came back to are purged here on kamusm.housekeeping's schedule.
 
-Requests for static files are sessionless: the cookie is not read, no row is
+Requests for static files and the logo are sessionless: the cookie is not read, no row is
 touched or made, and no cookie is set, so even a missing file's 404 page hands
 out no session and no CSRF token. A response that sets or clears the cookie is
 marked no-store here, whoever built it.
@@ -28,6 +28,7 @@ TOKEN_BYTES = 32
 TOUCH_INTERVAL_SECONDS = 15
 COOKIE_NAME = "kamusm_session"
 SECURE_COOKIE_NAME = "__Host-kamusm_session"
+SESSIONLESS_PATHS = frozenset({"/branding/logo"})
 
 
 class ServerSession(CallbackDict, SessionMixin):
@@ -67,7 +68,8 @@ def cookie_name(request: Request) -> str:
 
 
 def is_static_path(app: Flask, path: str) -> bool:
-    return bool(app.static_url_path) and path.startswith(f"{app.static_url_path}/")
+    """Static files and the logo: the same for everyone, so they open no session (module docstring)."""
+    return path in SESSIONLESS_PATHS or (bool(app.static_url_path) and path.startswith(f"{app.static_url_path}/"))
 
 
 class SqliteSessionInterface(SessionInterface):
@@ -146,6 +148,6 @@ class SqliteSessionInterface(SessionInterface):
                 session.token = secrets.token_urlsafe(TOKEN_BYTES)
                 session.created_at = now
             storage.sessions.save_session(db, _hash(session.token), dict(session), session.get("holder_id"),
-                               session.created_at, now)
+                                          session.created_at, now)
         response.set_cookie(name, session.token, path="/", secure=secure, httponly=True, samesite="Lax")
         response.headers["Cache-Control"] = "no-store"  # a cached copy would hand the cookie to the next user

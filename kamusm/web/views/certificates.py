@@ -20,26 +20,24 @@ from kamusm.certificates import (
     CertificateNotFound,
     Change,
     TransitionRefused,
-    add_missing_certificates,
     allowed_actions,
     apply_change,
     current_crl,
     ocsp_status,
+    portal_authority,
     read_change,
 )
 from kamusm.errors import ValidationError
 from kamusm.web import current, guards, rendering, stepup
 from kamusm.web.db import get_db
 from kamusm.web.extensions import csrf
+from kamusm.web.forms import CertificateChangeForm
 
 bp = Blueprint("certificates", __name__)
 
 
 def _authority() -> ca.Authority | None:
-    """The demo CA, only in demo mode: a real deployment never signs with it, even if its files linger."""
-    if not current_app.config["KAMUSM_DEMO"]:
-        return None
-    return ca.load_ca(Path(current_app.instance_path))
+    return portal_authority(Path(current_app.instance_path), current_app.config["KAMUSM_DEMO"])
 
 
 def _public_url() -> str:
@@ -54,14 +52,16 @@ def _display(row: dict) -> dict:
             "actions": allowed_actions(row["status"])}
 
 
-def _screen(state: str, status: int = 200, message: str | None = None, change: Change | None = None):
+def _screen(state: str, status: int = 200, message: str | None = None, change: Change | None = None,
+            errors: dict | None = None, errors_for: str | None = None):
+    """errors_for: the certificate whose revoke form shows `errors` beside its fields."""
     db, holder_id = get_db(), session["holder_id"]
-    authority = _authority()
-    add_missing_certificates(db, authority, _public_url(), current.now(), holder_id)
     rows = [_display(row) for row in storage.certificates.holder_certificates(db, holder_id)]
     return rendering.render_screen("certificate", state, status=status, rows=rows, message=message, change=change,
-                             own_ca=authority is not None, reasons=REVOKE_REASONS, reason_labels=REASON_LABELS,
-                             status_labels=STATUS_LABELS, action_labels=ACTION_LABELS, mask_serial=pinpuk.mask_serial)
+                                   own_ca=_authority() is not None, reasons=REVOKE_REASONS,
+                                   reason_labels=REASON_LABELS, status_labels=STATUS_LABELS,
+                                   action_labels=ACTION_LABELS, mask_serial=pinpuk.mask_serial, errors=errors or {},
+                                   errors_for=errors_for)
 
 
 @bp.route("/certificate", methods=["GET", "POST"])
@@ -70,13 +70,17 @@ def certificate():
     if request.method == "GET":
         return _screen("list")
     db, now, holder_id = get_db(), current.now(), session["holder_id"]
+    form = CertificateChangeForm().sent()
     try:
-        change = read_change(db, holder_id, request.form)
+        change = read_change(db, holder_id, form)
     except (ValidationError, CertificateNotFound, TransitionRefused) as exc:
         audit.record(db, now, "certificate.change", "rejected", holder_id, current.client_ip(),
                      problem=type(exc).__name__)
+        if isinstance(exc, ValidationError) and exc.field in ("reason", "confirm"):
+            return _screen("list", exc.status, str(exc), errors={exc.field: str(exc)},
+                           errors_for=form.get("certificate"))
         return _screen("list", exc.status, str(exc))
-    needed = stepup.demand_fresh_code("certificate.change", request.form)
+    needed = stepup.demand_fresh_code("certificate.change", form)
     if needed:
         return _screen("stepup", needed.status, needed.message, change=change)
     try:

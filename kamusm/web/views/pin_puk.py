@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, request, session
+from flask import Blueprint, Response, session
 from flask_babel import gettext as _
 
 from kamusm import audit, auth, storage, vault
 from kamusm.pinpuk import CONFIRM_VALUE, card_rows, mask, mask_serial, secrets_text
 from kamusm.web import current, guards, rendering, stepup
 from kamusm.web.db import get_db
+from kamusm.web.forms import PinPukForm, StepUpForm
 
 bp = Blueprint("pinpuk", __name__)
 
@@ -24,7 +25,7 @@ def _screen(state: str, status: int = 200, message: str | None = None, rows: lis
     if state == "masked" and rows and not any(row["has_secrets"] for row in rows):
         state = "deleted"
     return rendering.render_screen("pin_puk", state, status=status, rows=rows, message=message,
-                             deleted_at=deleted_at, mask=mask, mask_serial=mask_serial, **context)
+                                   deleted_at=deleted_at, mask=mask, mask_serial=mask_serial, **context)
 
 
 @bp.get("/pin-puk")
@@ -43,7 +44,7 @@ def _reveal():
 @bp.post("/pin-puk/reveal")
 @guards.require_stage(auth.STAGE_DONE)
 def reveal():
-    needed = stepup.demand_fresh_code("pinpuk.reveal", request.form)
+    needed = stepup.demand_fresh_code("pinpuk.reveal", StepUpForm().sent())
     if needed:
         return _screen("stepup", needed.status, needed.message, stepup_for="reveal")
     return _reveal()
@@ -68,17 +69,18 @@ def save():
 @guards.require_stage(auth.STAGE_DONE)
 def delete():
     db, now, holder_id = get_db(), current.now(), session["holder_id"]
-    confirmed = request.form.get("confirm") == CONFIRM_VALUE
+    form = PinPukForm().sent()
+    confirmed = form.get("confirm") == CONFIRM_VALUE
     not_confirmed = _("Silmek için kutuyu işaretleyerek onaylayınız.")
-    if not stepup.is_recent() and "code" not in request.form:
+    if not stepup.is_recent() and "code" not in form:
         if not confirmed:  # no SMS is spent on a form that could not delete anyway
-            return _screen("masked", 422, not_confirmed)
+            return _screen("masked", 422, not_confirmed, errors={"confirm": not_confirmed})
         audit.record(db, now, "pinpuk.delete", "stepup", holder_id, current.client_ip())
-    needed = stepup.demand_fresh_code("pinpuk.delete", request.form)
+    needed = stepup.demand_fresh_code("pinpuk.delete", form)
     if needed:
         return _screen("stepup", needed.status, needed.message, stepup_for="delete", confirmed=confirmed)
     if not confirmed:
-        return _screen("masked", 422, not_confirmed)
+        return _screen("masked", 422, not_confirmed, errors={"confirm": not_confirmed})
     with storage.write(db, durable=True):
         removed = vault.destroy_secrets(db, holder_id)
         storage.cards.mark_secrets_deleted(db, holder_id, now)

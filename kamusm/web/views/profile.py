@@ -1,7 +1,7 @@
 """Kişisel Bilgi Değişikliği: phone by a code sent to the new number, e-mail by a link sent to the new address."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request, session
+from flask import Blueprint, current_app, session
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -12,6 +12,7 @@ from kamusm.profile import attempt_phone, confirm_email_link, issue_email_link, 
 from kamusm.web import current, guards, rendering, stepup
 from kamusm.web.db import get_db
 from kamusm.web.extensions import limiter
+from kamusm.web.forms import ProfileChangeForm
 
 PHONE_ATTEMPT = "profile_phone_attempt"
 
@@ -46,7 +47,7 @@ def _screen(state: str = "view", status: int = 200, message: str | None = None, 
     holder = current.holder()
     pending = session.get(PENDING) or {}
     return rendering.render_screen("profile", state, status=status, holder=holder, message=message, notice=notice,
-                             errors=errors or {}, values=values or {}, pending=pending)
+                                   errors=errors or {}, values=values or {}, pending=pending)
 
 
 @bp.get("/profile")
@@ -59,7 +60,7 @@ def profile():
 @limiter.limit("10 per minute")
 @guards.require_stage(auth.STAGE_DONE)
 def change():
-    form = request.form
+    form = ProfileChangeForm().sent()
     if "code" in form:
         return _take_code(form.get("code", ""))
     try:
@@ -71,10 +72,10 @@ def change():
         else:
             return _screen(status=422, message=_("Değiştirilecek bilgiyi giriniz."))
     except ValidationError as exc:
-        return _screen(status=422, errors={exc.field: str(exc)}, values=form.to_dict())
+        return _screen(status=422, errors={exc.field: str(exc)}, values=form)
     holder = current.holder()
     if asked["value"] == holder[asked["field"]]:
-        return _screen(status=422, errors={asked["field"]: _("Bu zaten kayıtlı bilginiz.")}, values=form.to_dict())
+        return _screen(status=422, errors={asked["field"]: _("Bu zaten kayıtlı bilginiz.")}, values=form)
     audit.record(get_db(), current.now(), f"profile.{asked['field']}", "requested", holder["id"], current.client_ip())
     previous = session.get(PENDING)
     if previous and previous["stage"] == "phone" and session.get(PHONE_ATTEMPT) \
