@@ -26,21 +26,13 @@ from kamusm.errors import LoginFailed
 from kamusm.words import WordHasher
 
 LOCK_BASE_SECONDS = 30
-
-
 LOCK_MAX_SECONDS = 3600
-
-
 LOGIN_FAILED_MESSAGE = _l("Kimlik numarası ya da güvenlik sözcüğü hatalı. Art arda hatalı girişlerden sonra "
                           "giriş bir süre kapatılır.")
 
 
 STAGE_WORD_OK = "word_ok"
-
-
 STAGE_SMS_SENT = "sms_sent"
-
-
 STAGE_DONE = "done"
 
 

@@ -32,17 +32,9 @@ from kamusm import audit, ca, storage
 from kamusm.errors import KamusmError, ValidationError
 
 CONFIRM_VALUE = "yes"
-
-
 CRL_REFRESH_SECONDS = ca.CRL_VALIDITY_SECONDS // 2
-
-
 CRL_MIMETYPE = "application/pkix-crl"
-
-
 OCSP_RESPONSE_MIMETYPE = "application/ocsp-response"
-
-
 _CERTIFICATE_ID = re.compile(r"[0-9]{1,18}", re.ASCII)
 
 
@@ -65,14 +57,8 @@ REVOKE_REASONS = (
 
 
 REASON_LABELS = dict(REVOKE_REASONS)
-
-
 STATUS_LABELS = {"valid": _l("Geçerli"), "suspended": _l("Askıda"), "revoked": _l("İptal Edildi")}
-
-
 ACTION_LABELS = {"suspend": _l("Askıya Al"), "resume": _l("Askıyı Kaldır"), "revoke": _l("İptal Et")}
-
-
 DONE_MESSAGES = {
     "suspend": _l("Sertifikanız askıya alındı. Askı kaldırılana kadar sertifikanızla atılan imzalar geçerli "
                   "sayılmaz."),
@@ -83,23 +69,11 @@ DONE_MESSAGES = {
 
 
 UNKNOWN_ACTION = _l("Bilinmeyen bir işlem istendi. Lütfen sayfadaki butonları kullanınız.")
-
-
 NOT_FOUND = _l("Sertifika bulunamadı.")
-
-
 REVOKED_IS_FINAL = _l("İptal edilmiş bir sertifikanın durumu değiştirilemez.")
-
-
 ALREADY_SUSPENDED = _l("Bu sertifika zaten askıda.")
-
-
 NOT_SUSPENDED = _l("Bu sertifika askıda değil.")
-
-
 REASON_MISSING = _l("Lütfen listeden bir iptal nedeni seçiniz.")
-
-
 CONFIRM_MISSING = _l("İptal etmek için kutuyu işaretleyerek işlemin geri alınamayacağını onaylayınız.")
 
 

@@ -21,11 +21,7 @@ from typing import Any
 from kamusm.helper.dist import wheel_filename
 
 HASH_CHUNK_BYTES = 1024 * 1024
-
-
 DIST_DIR_NAME = "helper"
-
-
 WHEEL_MIMETYPE = "application/octet-stream"
 
 

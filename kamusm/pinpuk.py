@@ -21,8 +21,6 @@ from flask_babel import gettext as _
 from kamusm import storage, vault
 
 PUK_SHOWN_UNTIL_YEAR = 2010
-
-
 CONFIRM_VALUE = "yes"
 
 

@@ -32,38 +32,16 @@ from kamusm.card.profile import DEFAULT_PROFILE
 from kamusm.errors import ValidationError
 
 SECURITY_WORD_MIN_LENGTH = 10  # characters
-
-
 SECURITY_WORD_MAX_LENGTH = 128  # characters: bounds what one login makes Argon2 hash
-
-
 SECURITY_WORD_MIN_DISTINCT = 4  # different characters
-
-
 NAME_PART_MIN_LENGTH = 3  # characters: shorter parts of a name ("Su", "Ay") are too common to refuse
-
-
 COMMON_WORDS_FILE = Path(__file__).parent / "data" / "common_words.txt"
-
-
 PIN_MIN_DIGITS = DEFAULT_PROFILE.pin_min_digits
-
-
 PIN_MAX_DIGITS = DEFAULT_PROFILE.pin_max_digits
-
-
 PUK_DIGITS = DEFAULT_PROFILE.puk_digits
-
-
 SERIAL_MIN_CHARS = 4
-
-
 SERIAL_MAX_CHARS = 32
-
-
 SERIAL_PATTERN = re.compile(r"[A-Za-z0-9]{%d,%d}" % (SERIAL_MIN_CHARS, SERIAL_MAX_CHARS), re.ASCII)
-
-
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
 

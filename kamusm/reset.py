@@ -17,20 +17,10 @@ from kamusm import audit, storage
 from kamusm.contact import email_domain_allowed
 
 TOKEN_BYTES = 32
-
-
 ACTIVATION_TTL_SECONDS = 7 * 24 * 3600
-
-
 RESET_TTL_SECONDS = 30 * 60
-
-
 PURPOSE_ACTIVATION = "activation"
-
-
 PURPOSE_RESET = "reset"
-
-
 RESETS_PER_HOLDER_PER_HOUR = 3
 
 

@@ -39,28 +39,16 @@ from kamusm.helper.service import DEFAULT_PORT as DEFAULT_HELPER_PORT
 from kamusm.policy import SERIAL_PATTERN
 
 SEALS_PER_DAY = 3
-
-
 PIN_OPERATIONS_PER_DAY = 10
-
-
 DAY_SECONDS = 24 * 3600
-
-
 MAX_TRIES_REPORTED = 15
-
-
 OPERATIONS = ("verify", "change", "unblock")
-
-
 OUTCOMES = ("ok", "no_reader", "no_card", "card_removed", "wrong_pin", "wrong_puk", "pin_blocked", "puk_blocked",
             "bad_request", "forbidden_origin", "busy", "pcsc_unavailable", "unreachable")
 
 
 # What the helper may answer instead of a card; "unreachable" is the page's own word for no answer at all.
 HELPER_DOWN = ("unreachable", "forbidden_origin")
-
-
 CARD_PROBLEMS = ("no_reader", "no_card", "card_removed", "busy", "pcsc_unavailable", "bad_request")
 
 

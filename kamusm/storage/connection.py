@@ -16,14 +16,8 @@ from typing import Any, Iterator
 import sqlite_utils
 
 BUSY_TIMEOUT_SECONDS = 5
-
-
 LOCK_POLL_MIN_SECONDS = 0.0002
-
-
 LOCK_POLL_MAX_SECONDS = 0.001
-
-
 SYNCHRONOUS_FULL = 2
 
 

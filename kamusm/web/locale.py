@@ -13,14 +13,8 @@ from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
 LANGUAGES = ("tr", "en")
-
-
 LOCALES = {code: Locale.parse(code) for code in LANGUAGES}
-
-
 LANGUAGE_COOKIE = "kamusm_lang"
-
-
 LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
 
 

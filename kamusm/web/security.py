@@ -23,8 +23,6 @@ from kamusm.branding import LOGO_CSP
 from kamusm.web.locale import LANGUAGE_COOKIE, LANGUAGE_COOKIE_SECONDS
 
 CSP = "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-
-
 HSTS_SECONDS = 365 * 24 * 3600
 CACHED_ENDPOINTS = frozenset({"static", "branding.logo"})  # the same for everyone: they set their own caching
 

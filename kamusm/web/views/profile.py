@@ -15,17 +15,9 @@ from kamusm.web.extensions import limiter
 from kamusm.web.forms import ProfileChangeForm
 
 PHONE_ATTEMPT = "profile_phone_attempt"
-
-
 PENDING = "profile_pending"
-
-
 VOIDED_ATTEMPTS = "profile_voided_attempts"
-
-
 VOIDED_ATTEMPTS_KEPT = 3
-
-
 LINK_GONE_STATUS = 410
 
 
