@@ -20,6 +20,9 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
+import defusedxml.ElementTree as SafeElementTree
+from defusedxml import DefusedXmlException
+
 from kamusm.errors import ConfigError
 
 LOGO_MAX_BYTES = 512 * 1024
@@ -116,8 +119,8 @@ def _svg_root(data: bytes) -> ElementTree.Element:
     if "<!doctype" in text.lower() or "<!entity" in text.lower():
         raise ValueError("has a DOCTYPE or entity declarations, which an SVG logo needs none of")
     try:
-        root = ElementTree.fromstring(data)
-    except ElementTree.ParseError:
+        root = SafeElementTree.fromstring(data)  # defusedxml: no DTD, entity or external reference is ever read
+    except (ElementTree.ParseError, DefusedXmlException):
         raise not_an_image from None
     if root.tag != SVG_ROOT:
         raise not_an_image

@@ -68,3 +68,33 @@ class CertificateChangeForm(StepUpForm):
 class ProfileChangeForm(StepUpForm):
     email = StringField()
     phone = StringField()
+
+
+class PairStartForm(TextForm):
+    helper_key = StringField()
+    helper_name = StringField()
+
+
+class PairForm(TextForm):
+    pairing_code = StringField()
+    helper_key = StringField()
+
+
+class NewPinForm(TextForm):
+    new_pin = StringField()
+    new_pin_confirm = StringField()
+
+
+class SealForm(NewPinForm):
+    helper_key = StringField()
+    card_serial = StringField()
+
+
+class PinOperationForm(NewPinForm):
+    op = StringField()
+
+
+class OutcomeForm(TextForm):
+    op = StringField()
+    outcome = StringField()
+    card_serial = StringField()

@@ -33,6 +33,7 @@ from kamusm.unlock import (
 from kamusm.web import current, guards, rendering, stepup
 from kamusm.web.db import get_db
 from kamusm.web.extensions import limiter
+from kamusm.web.forms import OutcomeForm, PairForm, PairStartForm, PinOperationForm, SealForm, StepUpForm
 
 PAIRING_ATTEMPT = "pairing_attempt"
 
@@ -115,7 +116,8 @@ def send_stepup_code():
 @limiter.limit("10 per minute")
 @guards.require_stage(auth.STAGE_DONE)
 def confirm_stepup_code():
-    refused = stepup.check_code("unlock", request.form.get("code", ""))
+    form = StepUpForm().sent()
+    refused = stepup.check_code("unlock", form.get("code", ""))
     if refused:
         return _state_screen("stepup", refused.status, message=refused.message)
     return jsonify(ok=True)
@@ -126,15 +128,16 @@ def confirm_stepup_code():
 @guards.require_stage(auth.STAGE_DONE)
 def start_pairing():
     """Make a pairing code and answer it sealed for the helper key the page reports (JSON)."""
+    form = PairStartForm().sent()
     db, now, holder_id = get_db(), current.now(), session["holder_id"]
-    helper_key = request.form.get("helper_key", "")
+    helper_key = form.get("helper_key", "")
     if not stepup.is_recent():
         audit.record(db, now, "unlock.pair_start", "stepup", holder_id, current.client_ip())
         return _refuse(401, _("Kart yardımcısını eşleştirmek için SMS onay kodu gerekir."), stepup=True)
     attempt = secrets.token_urlsafe(16)
     try:
         sealed = pairing.begin(db, current_app.secret_key, holder_id, attempt, helper_key,
-                               request.form.get("helper_name", ""), _origin(), now)
+                               form.get("helper_name", ""), _origin(), now)
     except sealing.SealError:
         audit.record(db, now, "unlock.pair_start", "bad_key", holder_id, current.client_ip())
         return _refuse(422, str(MESSAGES["bad_helper_key"]))
@@ -149,8 +152,9 @@ def start_pairing():
 @guards.require_stage(auth.STAGE_DONE)
 def pair():
     """Pin the helper key the page reports, when pairing_code is the code that helper showed."""
+    form = PairForm().sent()
     db, now, holder_id = get_db(), current.now(), session["holder_id"]
-    helper_key = request.form.get("helper_key", "")
+    helper_key = form.get("helper_key", "")
     facts = HelperFacts(helper_key=helper_key)
     try:
         fingerprint = pairing.key_fingerprint(helper_key)
@@ -159,7 +163,7 @@ def pair():
         return _state_screen("card_problem", 400, facts=facts,
                              message=str(MESSAGES["bad_helper_key"]))
     try:
-        code = pairing.check_code_input(request.form.get("pairing_code", ""))
+        code = pairing.check_code_input(form.get("pairing_code", ""))
         pinned = pairing.finish(db, current_app.secret_key, holder_id, session.get(PAIRING_ATTEMPT, ""),
                                 helper_key, code, now)
     except ValidationError as exc:
@@ -212,15 +216,16 @@ def remove_helper(key_id: int):
 @guards.require_stage(auth.STAGE_DONE)
 def seal_for_helper():
     """Check the new PIN, the code, the helper and the card, then answer the PUK sealed for the helper (JSON)."""
+    form = SealForm().sent()
     db, now, holder_id = get_db(), current.now(), session["holder_id"]
     try:
-        check_new_pin(request.form.get("new_pin", ""), request.form.get("new_pin_confirm", ""))
+        check_new_pin(form.get("new_pin", ""), form.get("new_pin_confirm", ""))
     except ValidationError as exc:
         return _refuse(422, str(exc), {exc.field: str(exc)})
     if not stepup.is_recent():
         audit.record(db, now, "unlock.seal", "stepup", holder_id, current.client_ip())
         return _refuse(401, _("Kilidi çözmek için SMS onay kodu gerekir."), stepup=True)
-    helper_key = request.form.get("helper_key", "")
+    helper_key = form.get("helper_key", "")
     try:
         sealing.decode_public_key(helper_key)
     except sealing.SealError:
@@ -230,7 +235,7 @@ def seal_for_helper():
     if pinned is None:
         audit.record(db, now, "unlock.seal", "unpaired_helper", holder_id, current.client_ip())
         return _refuse(409, _("Bu kart yardımcısı hesabınızla eşleştirilmemiş. Lütfen önce eşleştiriniz."), pair=True)
-    card = holder_card(db, holder_id, request.form.get("card_serial", ""))
+    card = holder_card(db, holder_id, form.get("card_serial", ""))
     if card is None:
         audit.record(db, now, "unlock.seal", "foreign_card", holder_id, current.client_ip())
         return _refuse(403, str(MESSAGES["foreign_card"]))
@@ -258,15 +263,16 @@ def seal_for_helper():
 @limiter.limit("20 per minute")
 @guards.require_stage(auth.STAGE_DONE)
 def permit_pin_operation():
+    form = PinOperationForm().sent()
     """Count and audit what the page is about to ask the helper for without a seal:
     a PIN check, a PIN change, or an unblock with a PUK the holder types (2010-and-earlier cards)."""
     db, now, holder_id = get_db(), current.now(), session["holder_id"]
-    operation = request.form.get("op", "")
+    operation = form.get("op", "")
     if operation not in OPERATIONS:
         return _refuse(400, str(MESSAGES["unknown_operation"]))
     if operation in ("change", "unblock"):
         try:
-            check_new_pin(request.form.get("new_pin", ""), request.form.get("new_pin_confirm", ""))
+            check_new_pin(form.get("new_pin", ""), form.get("new_pin_confirm", ""))
         except ValidationError as exc:
             return _refuse(422, str(exc), {exc.field: str(exc)})
     with storage.write(db):  # counted and spent together, as the seals are
@@ -282,11 +288,12 @@ def permit_pin_operation():
 @guards.require_stage(auth.STAGE_DONE)
 def report_result():
     """Record what the helper answered; a successful unblock or change makes the stored PIN stale."""
+    form = OutcomeForm().sent()
     db, now, holder_id = get_db(), current.now(), session["holder_id"]
-    operation, outcome = request.form.get("op", ""), request.form.get("outcome", "")
+    operation, outcome = form.get("op", ""), form.get("outcome", "")
     if operation not in OPERATIONS or outcome not in OUTCOMES:
         return _refuse(400, str(MESSAGES["unknown_operation"]))
-    card = holder_card(db, holder_id, request.form.get("card_serial", ""))
+    card = holder_card(db, holder_id, form.get("card_serial", ""))
     with storage.write(db):  # the report and the stale-PIN mark land together
         audit.record(db, now, f"unlock.{operation}", outcome, holder_id, current.client_ip(),
                      serial=card["serial"] if card else None, reported_by="browser")
