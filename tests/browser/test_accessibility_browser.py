@@ -559,7 +559,8 @@ def test_refused_boxes_and_choices_say_so_at_the_field(lang, tour, page, live_se
     tour.field_error("certificate revoke, no reason", "#certificate_list form[data-action=revoke] select")
     page.locator("#certificate_list form[data-action=revoke] select").select_option("keyCompromise")
     page.locator("#certificate_list form[data-action=revoke] button[type=submit]").click()
-    expect(page.locator("#certificate_list .alert-error")).to_be_visible()
+    # The alert of the first refusal is still up: wait for the second answer's error beside the box.
+    expect(page.locator("#certificate_list form[data-action=revoke] [id^=confirm-][id$=-error]")).to_be_visible()
     tour.field_error("certificate revoke, box not ticked",
                      "#certificate_list form[data-action=revoke] input[name=confirm]")
     # The reason chosen is still chosen: only the box is left to tick.
