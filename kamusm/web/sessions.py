@@ -95,7 +95,7 @@ class SqliteSessionInterface(SessionInterface):
             row = storage.sessions.load_session(self._db_factory(), _hash(token))
         except sqlite3.Error as exc:
             # The database cannot be read: hand out an empty session so the error page can render;
-            # web.raise_storage_error turns the fault into a 503 before any view runs.
+            # kamusm.web.errors.raise_storage_error turns the fault into a 503 before any view runs.
             unavailable = ServerSession(created_at=now)
             unavailable.storage_error = exc
             return unavailable

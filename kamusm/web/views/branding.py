@@ -5,7 +5,7 @@ KAMUSM_LOGO_FILE stops the portal at start-up with a ConfigError; it is then ser
 Pages link it with its content hash in the query string: that URL never changes meaning, so it
 may be cached for a year, and a new logo is a new URL. The logo is the same for everyone and
 names no one, so it needs no session: kamusm.web.sessions opens none for it and sets no cookie, and
-kamusm.web keeps its caching and serves it under branding.LOGO_CSP.
+kamusm.web.security keeps its caching and serves it under branding.LOGO_CSP.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def logo():
         response.cache_control.immutable = True
     else:
         response.cache_control.no_cache = True  # an unversioned link: ask again, the ETag answers 304
-    return response.make_conditional(request)  # kamusm.web adds nosniff and branding.LOGO_CSP
+    return response.make_conditional(request)  # kamusm.web.security adds nosniff and LOGO_CSP
 
 
 @bp.app_context_processor
