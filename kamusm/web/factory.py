@@ -99,8 +99,9 @@ def _init_web(app: Flask) -> None:
     app.context_processor(guards.login_context)
     app.jinja_env.globals["page_csrf_token"] = rendering.page_csrf_token  # a global, so imported macros see it too
     app.jinja_env.globals["csrf_field"] = rendering.csrf_field
-    app.jinja_env.globals["word_rules"] = {"min_length": policy.SECURITY_WORD_MIN_LENGTH,
-                                           "max_length": policy.SECURITY_WORD_MAX_LENGTH}
+    app.jinja_env.globals["input_rules"] = {  # what the forms' maxlength and hints say: policy's own numbers
+        "word_min_length": policy.SECURITY_WORD_MIN_LENGTH, "word_max_length": policy.SECURITY_WORD_MAX_LENGTH,
+        "pin_max_digits": policy.PIN_MAX_DIGITS, "puk_digits": policy.PUK_DIGITS}
     app.add_template_filter(rendering.format_timestamp, "datetime")
     templating.init_app(app, locale.LANGUAGES)
     app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))
