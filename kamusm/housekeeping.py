@@ -35,5 +35,7 @@ class PurgeSchedule:
 
 
 def purge_expired_sessions(db: sqlite_utils.Database, now: float, idle_seconds: int, max_seconds: int) -> int:
-    """Delete every session idle longer than idle_seconds or older than max_seconds; return how many."""
+    """Delete every session idle longer than idle_seconds or older than max_seconds; return how many.
+    Passkey challenges past their life go with them (they belonged to a ceremony nobody finished)."""
+    storage.factors.delete_expired_challenges(db, now)
     return storage.sessions.delete_expired_sessions(db, now - idle_seconds, now - max_seconds)

@@ -23,7 +23,7 @@ from typing import Any
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from kamusm import sms, storage
+from kamusm import factors, sms, storage
 from kamusm.errors import CodeExpired, CodeRejected, SmsFailed, TooSoon, ValidationError
 
 CODE_DIGITS = 6
@@ -96,18 +96,21 @@ def spend_code(db, key: bytes, attempt: str, code: str, now: float) -> int:
     """Accept the code once for this attempt and return the holder id.
 
     Raises CodeExpired when the attempt's code is dead (expired, used, out of
-    tries) and CodeRejected for a wrong code that still has tries left.
+    tries), CodeRejected for a wrong code that still has tries left, and
+    factors.FactorLocked when the holder's wrong codes in a row (over every code
+    sent, a new code resets nothing) reached factors.FAILURE_THRESHOLD.
     """
     latest = storage.codes.latest_code(db, attempt)
     tries = storage.codes.reserve_code_try(db, latest["id"], now, MAX_WRONG_TRIES) if latest else None
     if tries is None:
         raise CodeExpired(_l("SMS onay kodunun süresi doldu. Lütfen yeni kod isteyiniz."))
-    if not hmac.compare_digest(latest["code_mac"], _code_mac(key, attempt, code)):
-        if tries >= MAX_WRONG_TRIES:
-            raise CodeExpired(_l("SMS onay kodu üç kez hatalı girildi. Lütfen yeni kod isteyiniz."))
-        raise CodeRejected(_l("SMS onay kodu hatalı. Kalan deneme hakkı: %(n)d", n=MAX_WRONG_TRIES - tries))
-    if not storage.codes.claim_code(db, latest["id"], now):
-        raise CodeExpired(_l("SMS onay kodunun süresi doldu. Lütfen yeni kod isteyiniz."))
+    with factors.counted(db, latest["holder_id"], factors.SMS, now):
+        if not hmac.compare_digest(latest["code_mac"], _code_mac(key, attempt, code)):
+            if tries >= MAX_WRONG_TRIES:
+                raise CodeExpired(_l("SMS onay kodu üç kez hatalı girildi. Lütfen yeni kod isteyiniz."))
+            raise CodeRejected(_l("SMS onay kodu hatalı. Kalan deneme hakkı: %(n)d", n=MAX_WRONG_TRIES - tries))
+        if not storage.codes.claim_code(db, latest["id"], now):
+            raise CodeExpired(_l("SMS onay kodunun süresi doldu. Lütfen yeni kod isteyiniz."))
     return latest["holder_id"]
 
 

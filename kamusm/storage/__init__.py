@@ -10,6 +10,7 @@ from kamusm.storage import (
                             cards,
                             certificates,
                             codes,
+                            factors,
                             helper_keys,
                             holders,
                             mail_queue,
@@ -21,5 +22,5 @@ from kamusm.storage import (
 )
 from kamusm.storage.connection import connect, write
 
-__all__ = ["audit_log", "captchas", "cards", "certificates", "codes", "connect", "helper_keys", "holders",
+__all__ = ["audit_log", "captchas", "cards", "certificates", "codes", "connect", "factors", "helper_keys", "holders",
            "mail_queue", "migrations", "outbox", "sessions", "tokens", "vault", "write"]

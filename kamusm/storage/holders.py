@@ -60,3 +60,13 @@ def clear_login_failures(db: sqlite_utils.Database, holder_id: int) -> None:
         # Conditional, so the common case (nothing to clear) writes no page.
         db.execute("""UPDATE holders SET failed_logins = 0, locked_until = 0
                       WHERE id = ? AND (failed_logins != 0 OR locked_until != 0)""", [holder_id])
+
+
+def set_sms_disabled(db: sqlite_utils.Database, holder_id: int, disabled: bool) -> None:
+    with write(db):
+        db.execute("UPDATE holders SET sms_disabled = ? WHERE id = ?", [int(disabled), holder_id])
+
+
+def set_phone_changed_at(db: sqlite_utils.Database, holder_id: int, now: float) -> None:
+    with write(db):
+        db.execute("UPDATE holders SET phone_changed_at = ? WHERE id = ?", [now, holder_id])

@@ -207,7 +207,63 @@ def _migration_7(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX helper_pairings_holder ON helper_pairings(holder_id)")
 
 
-MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7)
+def _migration_8(db: sqlite_utils.Database) -> None:
+    """Second factors beside SMS (passkeys, an authenticator app, recovery codes), a failure counter for each,
+    and what the 72-hour rule after a phone change and turning SMS off need."""
+    db.execute("""
+        CREATE TABLE passkeys (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            credential_id TEXT NOT NULL UNIQUE,
+            public_key BLOB NOT NULL,
+            sign_count INTEGER NOT NULL DEFAULT 0,
+            transports TEXT NOT NULL DEFAULT '',
+            name TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            last_used_at REAL
+        )""")
+    db.execute("CREATE INDEX passkeys_holder ON passkeys(holder_id)")
+    db.execute("""
+        CREATE TABLE totp_authenticators (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER NOT NULL UNIQUE REFERENCES holders(id),
+            sealed_secret BLOB NOT NULL,
+            kek_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            last_step INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            last_used_at REAL
+        )""")
+    db.execute("""
+        CREATE TABLE recovery_codes (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            code_hash TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL,
+            used_at REAL
+        )""")
+    db.execute("CREATE INDEX recovery_codes_holder ON recovery_codes(holder_id)")
+    db.execute("""
+        CREATE TABLE factor_failures (
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            factor TEXT NOT NULL CHECK (factor IN ('sms', 'totp', 'passkey', 'recovery')),
+            failures INTEGER NOT NULL DEFAULT 0,
+            locked_until REAL NOT NULL DEFAULT 0,
+            PRIMARY KEY (holder_id, factor)
+        )""")
+    db.execute("""
+        CREATE TABLE webauthn_challenges (
+            challenge_hash TEXT PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            purpose TEXT NOT NULL CHECK (purpose IN ('register', 'authenticate')),
+            expires_at REAL NOT NULL
+        )""")
+    db.execute("ALTER TABLE holders ADD COLUMN sms_disabled INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE holders ADD COLUMN phone_changed_at REAL")
+
+
+MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7,
+              _migration_8)
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

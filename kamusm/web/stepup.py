@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 
 from kamusm import audit, otp
 from kamusm.errors import CodeRejected, SmsFailed, TooSoon, ValidationError
+from kamusm.factors import FactorLocked
 from kamusm.web import current
 from kamusm.web.db import get_db
 
@@ -65,7 +66,7 @@ def send_code(attempt_key: str = STEPUP_ATTEMPT, phone: str | None = None,
 
 
 def spend_code(code_raw: str, attempt_key: str = STEPUP_ATTEMPT) -> None:
-    """Accept the attempt's code once. Raises ValidationError or CodeRejected (with CodeExpired)."""
+    """Accept the attempt's code once. Raises ValidationError, CodeRejected (with CodeExpired) or FactorLocked."""
     db, now = get_db(), current.now()
     holder_id = otp.spend_code(db, current_app.secret_key, session.get(attempt_key) or "",
                                otp.check_code_input(code_raw), now)
@@ -85,10 +86,10 @@ def check_code(action: str, code_raw: str) -> StepUp | None:
     """Confirm a step-up code for `action`; None when it was right, else the refusal (audited) to show."""
     try:
         confirm(code_raw)
-    except (ValidationError, CodeRejected) as exc:
+    except (ValidationError, CodeRejected, FactorLocked) as exc:
         audit.record(get_db(), current.now(), "stepup.code", "rejected", session["holder_id"], current.client_ip(),
                      action=action)
-        return StepUp(422, str(exc))
+        return StepUp(exc.status, str(exc))
     return None
 
 

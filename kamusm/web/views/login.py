@@ -18,6 +18,7 @@ from kamusm.auth import (
     mask_phone,
 )
 from kamusm.errors import CodeExpired, CodeRejected, LoginFailed, SmsFailed, TooSoon, ValidationError
+from kamusm.factors import FactorLocked
 from kamusm.identity import normalize_identity
 from kamusm.policy import check_word_input
 from kamusm.web import current, rendering
@@ -179,6 +180,8 @@ def login_code_post():
     except CodeRejected as exc:
         audit.record(db, now, "login.code", "wrong", state.holder_id, ip)
         return _code_screen(form, 422, str(exc))
+    except FactorLocked as exc:
+        return _code_screen(form, 429, str(exc))
     audit.record(db, now, "login", "ok", holder_id, ip)
     rendering.start_fresh_session()
     session["login"] = {"stage": STAGE_DONE, "holder_id": holder_id, "attempt": None}

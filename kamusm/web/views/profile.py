@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from kamusm import audit, auth, mail, otp, reset, storage
 from kamusm.contact import mask_email, normalize_email, normalize_phone
 from kamusm.errors import CodeRejected, SmsFailed, ValidationError
+from kamusm.factors import FactorLocked
 from kamusm.profile import attempt_phone, confirm_email_link, issue_email_link, link_state, new_phone_attempt
 from kamusm.web import current, guards, rendering, stepup
 from kamusm.web.db import get_db
@@ -109,6 +110,10 @@ def _take_code(code: str):
         audit.record(get_db(), current.now(), event, "refused", session["holder_id"], current.client_ip(),
                      reason="bad_input")
         return _screen("code", 422, str(exc))
+    except FactorLocked as exc:
+        audit.record(get_db(), current.now(), event, "refused", session["holder_id"], current.client_ip(),
+                     reason="locked")
+        return _screen("code", 429, str(exc))
     except CodeRejected as exc:
         if pending["stage"] == "phone" and _code_of_voided_request(code):
             audit.record(get_db(), current.now(), event, "refused", session["holder_id"], current.client_ip(),
@@ -165,6 +170,7 @@ def _apply_phone(new_phone: str):
     old_phone = holder["phone"]
     with storage.write(db):
         storage.holders.set_contact(db, holder["id"], "phone", new_phone)
+        storage.holders.set_phone_changed_at(db, holder["id"], now)
         audit.record(db, now, "profile.phone", "confirmed", holder["id"], current.client_ip())
     session.pop(PENDING, None)
     session.pop(VOIDED_ATTEMPTS, None)
