@@ -16,7 +16,8 @@ from kamusm import storage
 
 GENESIS_HASH = "0" * 64
 SECRET_FIELDS = frozenset({"security_word", "word", "code", "otp", "pin", "puk", "new_pin",
-                           "old_pin", "key", "token", "captcha", "password"})
+                           "old_pin", "key", "token", "captcha", "password", "credential", "totp_code",
+                           "recovery_code", "secret"})
 
 
 def censor(detail: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from kamusm.errors import ConfigError
 
@@ -216,6 +217,12 @@ def check_settings(values: dict[str, Any]) -> None:
         raise ConfigError("KAMUSM_ARGON2_SLOTS must be 0 (one per core) or more")
     if values["KAMUSM_SESSION_MAX_SECONDS"] > 12 * 3600:
         raise ConfigError("KAMUSM_SESSION_MAX_SECONDS cannot exceed 12 hours")
+    public_url = urlsplit(values["KAMUSM_PUBLIC_URL"])
+    if values["KAMUSM_PUBLIC_URL"] and (public_url.scheme not in {"http", "https"} or not public_url.hostname
+                                        or public_url.username or public_url.path not in {"", "/"}
+                                        or public_url.query or public_url.fragment):
+        # Links in mails are built on it and passkeys are bound to its origin: it must be exactly one.
+        raise ConfigError("KAMUSM_PUBLIC_URL must be http(s)://host[:port] with no user, path or query")
     name = values["KAMUSM_INSTITUTION_NAME"]
     if not name.strip() or not name.isprintable():
         # It signs every mail and names the sender in its From header, where a line break would start a header.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 
@@ -21,6 +22,10 @@ from kamusm.errors import KamusmError
 
 SMS = "sms"
 FAILURE_THRESHOLD = 10
+PHONE_BINDING_SECONDS = 72 * 3600
+# What SMS alone may not authorise while a new phone number is being bound (the 72 hours after a change):
+# whoever changed the number may hold only that number, so these need a factor enrolled before the change.
+BOUND_ACTIONS = frozenset({"pinpuk.reveal", "pinpuk.save", "unlock", "profile.phone", "security"})
 
 
 class FactorLocked(KamusmError):
@@ -32,6 +37,38 @@ class FactorLocked(KamusmError):
 def locked_message(seconds: float):
     return _l("Art arda çok sayıda hatalı kod girildi. Lütfen %(n)d dakika sonra yeniden deneyiniz.",
               n=max(1, math.ceil(seconds / 60)))
+
+
+@dataclass(frozen=True)
+class Methods:
+    """The second factors a holder can use now."""
+
+    passkeys: int
+    totp: bool
+    recovery_left: int
+    sms: bool
+
+    @property
+    def strong(self) -> bool:
+        """A factor beside SMS that stays with the holder (recovery codes are a last resort, not a method)."""
+        return bool(self.passkeys or self.totp)
+
+
+def methods(db, holder: dict) -> Methods:
+    return Methods(passkeys=len(storage.factors.holder_passkeys(db, holder["id"])),
+                   totp=storage.factors.get_totp(db, holder["id"]) is not None,
+                   recovery_left=storage.factors.recovery_code_counts(db, holder["id"])["unused"],
+                   sms=not holder["sms_disabled"])
+
+
+def phone_binding(holder: dict, now: float) -> bool:
+    """True in the 72 hours after the holder's phone number changed."""
+    changed_at = holder.get("phone_changed_at")
+    return changed_at is not None and 0 <= now - changed_at < PHONE_BINDING_SECONDS
+
+
+def sms_may_authorise(holder: dict, action: str, now: float) -> bool:
+    return not (action in BOUND_ACTIONS and phone_binding(holder, now))
 
 
 @contextmanager

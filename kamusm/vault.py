@@ -34,6 +34,7 @@ NONCE_BYTES = 12
 FIELDS = ("pin", "puk")
 KEY_FILE = "vault.key"
 NEXT_KEY_FILE = "vault.key.next"
+TOTP_PURPOSE = "totp"
 
 
 class VaultError(KamusmError):
@@ -136,6 +137,24 @@ def open_sealed(dek: bytes, holder_id: int, serial: str, field: str, sealed: byt
         raise VaultError("the secret does not open: altered, moved, or the wrong key") from None
 
 
+def _kek_aad(holder_id: int, purpose: str) -> bytes:
+    return f"kamusm:v1:kek-sealed:{purpose}:{holder_id}".encode()
+
+
+def seal_under_kek(kek: bytes, holder_id: int, purpose: str, secret: str) -> bytes:
+    """Seal a secret straight under a KEK (an authenticator app's seed): it must outlive the holder's data
+    key, which deleting PIN/PUK destroys."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(kek).encrypt(nonce, secret.encode(), _kek_aad(holder_id, purpose))
+
+
+def open_under_kek(kek: bytes, holder_id: int, purpose: str, sealed: bytes) -> str:
+    try:
+        return AESGCM(kek).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _kek_aad(holder_id, purpose)).decode()
+    except InvalidTag:
+        raise VaultError("the secret does not open: altered, moved, or the wrong key") from None
+
+
 def _holder_dek(db, keyring: Keyring, holder_id: int, create: bool) -> bytes | None:
     row = storage.vault.get_data_key(db, holder_id)
     if row is None:
@@ -177,7 +196,8 @@ def destroy_secrets(db, holder_id: int) -> int:
 
 
 def rewrap_all(db, keyring: Keyring, new_kek: bytes, on_progress=None) -> int:
-    """Re-wrap every data key not yet under new_kek, one transaction per key; return how many.
+    """Re-wrap every data key and re-seal every authenticator-app seed not yet under new_kek, one
+    transaction per row; return how many.
 
     Safe to interrupt and to run again: each row names the KEK that wraps it.
     """
@@ -187,6 +207,14 @@ def rewrap_all(db, keyring: Keyring, new_kek: bytes, on_progress=None) -> int:
         with storage.write(db, durable=True):
             dek = unwrap_key(keyring.find(row["kek_id"]), row["wrapped_key"], row["holder_id"])
             storage.vault.save_data_key(db, row["holder_id"], wrap_key(new_kek, dek, row["holder_id"]), new_id)
+        count += 1
+        if on_progress:
+            on_progress(count)
+    for row in storage.factors.totp_not_under(db, new_id):
+        with storage.write(db, durable=True):
+            seed = open_under_kek(keyring.find(row["kek_id"]), row["holder_id"], TOTP_PURPOSE, row["sealed_secret"])
+            storage.factors.reseal_totp(db, row["holder_id"], seal_under_kek(new_kek, row["holder_id"], TOTP_PURPOSE,
+                                                                             seed), new_id)
         count += 1
         if on_progress:
             on_progress(count)

@@ -87,3 +87,16 @@ def test_instance_keys_are_private(app):
 
 def test_database_file_is_private(app):
     assert (Path(app.instance_path) / "kamusm.db").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("public_url", ["imza.example.edu.tr", "ftp://imza.example.edu.tr",
+                                        "https://user@imza.example.edu.tr", "https://imza.example.edu.tr/portal",
+                                        "https://imza.example.edu.tr/?next=x", "https://"])
+def test_a_public_url_that_is_not_one_origin_is_refused(app_config, public_url):
+    """Mail links are built on it and passkeys bound to its origin."""
+    with pytest.raises(ConfigError, match="KAMUSM_PUBLIC_URL"):
+        create_app({**app_config, "KAMUSM_PUBLIC_URL": public_url})
+
+
+def test_a_public_url_with_a_trailing_slash_is_one_origin(app_config):
+    assert create_app({**app_config, "KAMUSM_PUBLIC_URL": "https://imza.example.edu.tr/"})
