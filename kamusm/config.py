@@ -96,8 +96,9 @@ SETTINGS: tuple[Setting, ...] = (
             "During a rotation with KAMUSM_VAULT_KEY: base64 of the new key; `kamusm rotate-vault-key` "
             "re-wraps every data key under it, then it becomes KAMUSM_VAULT_KEY."),
     Setting("KAMUSM_PUBLIC_URL", "", _str,
-            "The portal's public base URL for links in mails and printed by commands "
-            "(e.g. https://imza.example.edu.tr); empty uses http://127.0.0.1:5000."),
+            "The portal's public origin, for links in mails and printed by commands "
+            "(e.g. https://imza.example.edu.tr); passkeys are bound to its host name. Empty uses "
+            "http://127.0.0.1:5000 for links and http://localhost:5000 for passkeys."),
     Setting("KAMUSM_HELPER_URL", "http://127.0.0.1:8765", _str,
             "Where browsers reach the local card helper."),
     Setting("KAMUSM_HELPER_DIST_DIR", "", _str,
