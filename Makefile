@@ -20,11 +20,12 @@ run: setup helper-dist
 	KAMUSM_DEMO=1 $(FLASK) kamusm init
 	KAMUSM_DEMO=1 $(FLASK) kamusm demo
 	@echo "kamusm demo: http://127.0.0.1:5000  (the demo phone: http://127.0.0.1:5000/demo/phone)"
+	@echo "passkeys need a host name: open http://localhost:5000 to enrol and use them"
 	KAMUSM_DEMO=1 $(FLASK) run --host 127.0.0.1 --port 5000
 
 # The local card helper with its simulated demo card, for showing Kilit Çözme without a reader.
 demo-helper: setup
-	KAMUSM_DEMO=1 $(FLASK) kamusm helper --backend sim --origin http://127.0.0.1:5000 --home instance/demo-helper
+	KAMUSM_DEMO=1 $(FLASK) kamusm helper --backend sim --origin http://127.0.0.1:5000 --origin http://localhost:5000 --home instance/demo-helper
 
 # Production-style: gunicorn with kamusm/gunicorn_conf.py on 127.0.0.1:5000 (KAMUSM_BIND, KAMUSM_WORKERS,
 # KAMUSM_THREADS), never demo mode, so name the SMS and mail backends (http/console, smtp). Several workers

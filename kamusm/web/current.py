@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import current_app, request, session
 
-from kamusm import auth, otp, sms, storage
+from kamusm import auth, otp, passkeys, sms, storage
 from kamusm.web.db import get_db
 
 
@@ -35,3 +35,8 @@ def sms_sender() -> sms.SmsBackend:
 
 def code_policy() -> otp.CodePolicy:
     return otp.CodePolicy.from_settings(current_app.config)
+
+
+def relying_party() -> passkeys.RelyingParty:
+    config = current_app.config
+    return passkeys.relying_party(config["KAMUSM_PUBLIC_URL"], config["KAMUSM_INSTITUTION_NAME"])

@@ -20,7 +20,19 @@ from kamusm.web.errors import raise_storage_error, register_error_pages
 from kamusm.web.extensions import babel, csrf, limiter
 from kamusm.web.security import add_security_headers, refuse_cross_site
 from kamusm.web.sessions import SqliteSessionInterface
-from kamusm.web.views import branding, certificates, demo, health, login, menu, pin_puk, profile, reset, unlock
+from kamusm.web.views import (
+    branding,
+    certificates,
+    demo,
+    health,
+    login,
+    menu,
+    pin_puk,
+    profile,
+    reset,
+    security,
+    unlock,
+)
 from kamusm.web.views import helper_dist as helper_dist_views
 from kamusm.words import WordHasher
 
@@ -77,7 +89,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _init_web(app)  # before CSRFProtect, so a cross-site POST is refused as such
     csrf.init_app(app)
     limiter.init_app(app)
-    for view in (login, menu, pin_puk, reset, unlock, profile, certificates, health, branding):
+    for view in (login, menu, pin_puk, reset, unlock, profile, certificates, security, health, branding):
         app.register_blueprint(view.bp)
     app.config["KAMUSM_HELPER_DIST_DIR"] = str(helper_dist.dist_dir(app.config, instance_path))
     app.register_blueprint(helper_dist_views.bp)

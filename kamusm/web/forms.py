@@ -40,6 +40,13 @@ class CodeForm(TextForm):
     code = StringField()
 
 
+class SecondStepForm(TextForm):
+    """The login's second step: a passkey's answer, an app code or a recovery code; none of them sends an SMS."""
+    credential = StringField()
+    totp_code = StringField()
+    recovery_code = StringField()
+
+
 class ForgotForm(TextForm):
     identity = StringField()
 
@@ -50,8 +57,13 @@ class ResetForm(TextForm):
 
 
 class StepUpForm(TextForm):
-    """The code of a step-up, on any screen that asks for one."""
+    """A step-up's factor, on any screen that asks for one: an SMS code (or `send_sms` to be sent one),
+    a passkey's answer, a code from the authenticator app, a recovery code."""
     code = StringField()
+    send_sms = StringField()
+    credential = StringField()
+    totp_code = StringField()
+    recovery_code = StringField()
 
 
 class PinPukForm(StepUpForm):
@@ -98,3 +110,13 @@ class OutcomeForm(TextForm):
     op = StringField()
     outcome = StringField()
     card_serial = StringField()
+
+
+class SecurityForm(StepUpForm):
+    """Güvenlik Yöntemlerim: what to change, and what the change needs. A new passkey's answer and a new
+    app's first code have names of their own, so they are never taken for a step-up's factor."""
+    action = StringField()
+    passkey = StringField()
+    name = StringField()
+    new_credential = StringField()
+    new_totp_code = StringField()

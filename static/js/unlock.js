@@ -50,7 +50,7 @@ class UnlockPage {
     const action = button.dataset.unlockAction;
     if (action === "retry") this.refresh();
     else if (action === "pair-start") this.busy(button, () => this.pairStart());
-    else if (action === "stepup-send") this.busy(button, () => this.sendStepup());
+    else if (action === "stepup-send") this.busy(button, () => this.sendStepup(Boolean(button.dataset.sendSms)));
   }
 
   async busy(button, work) {
@@ -150,14 +150,17 @@ class UnlockPage {
     show(result, true);
   }
 
-  async sendStepup() {
-    const answer = await this.portal(this.root.dataset.stepupSendUrl, {});
+  // Without sendSms the portal only offers the holder's methods (it sends an SMS code at once only when
+  // SMS is the holder's one method); with it, the code is sent.
+  async sendStepup(sendSms = false) {
+    const answer = await this.portal(this.root.dataset.stepupSendUrl, sendSms ? {send_sms: "1"} : {});
     if (answer.html !== null) this.swap(answer.html);
     else this.formError(answer.data.message || this.message("portal_error"));
   }
 
   async confirmStepup(form) {
-    const answer = await this.portal(this.root.dataset.stepupUrl, {code: form.elements.code.value});
+    const fields = Object.fromEntries(new FormData(form));
+    const answer = await this.portal(this.root.dataset.stepupUrl, fields);
     if (!answer.ok) {
       if (answer.html !== null) this.swap(answer.html);
       else this.formError(answer.data.message || this.message("portal_error"), form);

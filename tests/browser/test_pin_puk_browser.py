@@ -219,8 +219,9 @@ def test_delete_after_five_minutes_asks_for_a_fresh_sms_code(page, live_server, 
 
     stepup = page.locator("#pin_puk_stepup")
     expect(stepup).to_be_visible()
-    expect(stepup).to_contain_text("silmek için cep telefonunuza yeni bir SMS Onay Kodu gönderildi")
-    expect(stepup.locator("#confirm")).to_be_checked()
+    expect(stepup).to_contain_text("silmek için kimliğinizi yeniden doğrulayınız")
+    expect(stepup).to_contain_text("Cep telefonunuza yeni bir SMS Onay Kodu gönderildi.")
+    expect(stepup.locator("input[name=confirm]")).to_have_value("yes")  # the ticked box goes along
     expect(page.locator("#pin_puk_masked")).to_have_count(0)
     assert marker(page) == "still here", "the step-up screen came with a page load, not an htmx swap"
     code = live_server.latest_sms_code()

@@ -53,7 +53,7 @@ def _display(row: dict) -> dict:
 
 
 def _screen(state: str, status: int = 200, message: str | None = None, change: Change | None = None,
-            errors: dict | None = None, errors_for: str | None = None):
+            errors: dict | None = None, errors_for: str | None = None, **context):
     """errors_for: the certificate whose revoke form shows `errors` beside its fields."""
     db, holder_id = get_db(), session["holder_id"]
     rows = [_display(row) for row in storage.certificates.holder_certificates(db, holder_id)]
@@ -61,7 +61,7 @@ def _screen(state: str, status: int = 200, message: str | None = None, change: C
                                    own_ca=_authority() is not None, reasons=REVOKE_REASONS,
                                    reason_labels=REASON_LABELS, status_labels=STATUS_LABELS,
                                    action_labels=ACTION_LABELS, mask_serial=pinpuk.mask_serial, errors=errors or {},
-                                   errors_for=errors_for)
+                                   errors_for=errors_for, **context)
 
 
 @bp.route("/certificate", methods=["GET", "POST"])
@@ -82,7 +82,7 @@ def certificate():
         return _screen("list", exc.status, str(exc))
     needed = stepup.demand_fresh_code("certificate.change", form)
     if needed:
-        return _screen("stepup", needed.status, needed.message, change=change)
+        return _screen("stepup", needed.status, needed.message, change=change, choices=needed.choices)
     try:
         apply_change(db, _authority(), change, holder_id, current.client_ip(), now)
     except TransitionRefused as exc:

@@ -17,14 +17,14 @@ from kamusm.auth import (
     mask_name,
     mask_phone,
 )
-from kamusm.errors import CodeExpired, CodeRejected, LoginFailed, SmsFailed, TooSoon, ValidationError
-from kamusm.factors import FactorLocked
+from kamusm.errors import CodeExpired, CodeRejected, KamusmError, LoginFailed, SmsFailed, TooSoon, ValidationError
+from kamusm.factors import SMS, FactorLocked
 from kamusm.identity import normalize_identity
 from kamusm.policy import check_word_input
-from kamusm.web import current, rendering
+from kamusm.web import current, rendering, stepup
 from kamusm.web.db import get_db
 from kamusm.web.extensions import limiter
-from kamusm.web.forms import CodeForm, LoginForm
+from kamusm.web.forms import CodeForm, LoginForm, SecondStepForm
 from kamusm.web.guards import endpoint_for_stage, require_stage
 
 bp = Blueprint("auth", __name__)
@@ -113,8 +113,9 @@ def _captcha_response(alphabet: str, render: Callable[[str], bytes], mimetype: s
 def _sms_screen(status: int = 200, message: str | None = None):
     holder = current.holder()
     return rendering.render_screen("login_sms", "confirm", status=status,
-                             masked_phone=mask_phone(holder["phone"]), message=message,
-                             call_centre=current_app.config["KAMUSM_CALL_CENTRE"])
+                                   masked_phone=mask_phone(holder["phone"]), message=message,
+                                   choices=stepup.choices(holder, "login", login_state(session).attempt),
+                                   call_centre=current_app.config["KAMUSM_CALL_CENTRE"])
 
 
 @bp.get("/login/sms")
@@ -127,9 +128,20 @@ def login_sms():
 @limiter.limit(lambda: current_app.config["KAMUSM_SMS_RATE"])
 @require_stage(STAGE_WORD_OK, STAGE_SMS_SENT)
 def login_sms_post():
+    """The second step: a passkey, an app code or a recovery code finishes the login here; a form with
+    none of them asks for the SMS code."""
     db, now, ip = get_db(), current.now(), current.client_ip()
     state = login_state(session)
     holder = current.holder()
+    try:
+        factor = stepup.spend_factor(SecondStepForm().sent(), holder, "login")
+    except KamusmError as exc:
+        return _sms_screen(exc.status, str(exc))
+    if factor is not None:
+        return _finish_login(holder["id"], factor)
+    if holder["sms_disabled"]:
+        audit.record(db, now, "login.sms", "disabled", holder["id"], ip)
+        return _sms_screen(403, _("SMS ile girişi kapattınız. Başka bir yöntem seçiniz."))
     try:
         otp.send_code(db, current_app.secret_key, current.sms_sender(), holder["id"], holder["phone"], state.attempt,
                       current.code_policy(), now)
@@ -182,11 +194,16 @@ def login_code_post():
         return _code_screen(form, 422, str(exc))
     except FactorLocked as exc:
         return _code_screen(form, 429, str(exc))
-    audit.record(db, now, "login", "ok", holder_id, ip)
+    return _finish_login(holder_id, SMS)
+
+
+def _finish_login(holder_id: int, factor: str):
+    db, now = get_db(), current.now()
+    audit.record(db, now, "login", "ok", holder_id, current.client_ip(), factor=factor)
     rendering.start_fresh_session()
     session["login"] = {"stage": STAGE_DONE, "holder_id": holder_id, "attempt": None}
     session["holder_id"] = holder_id
-    session["code_confirmed_at"] = now
+    stepup.mark_confirmed(factor)
     session["masked_name"] = mask_name(storage.holders.get_holder(db, holder_id)["name"])
     return rendering.redirect_to("menu.menu")
 

@@ -46,7 +46,7 @@ def _reveal():
 def reveal():
     needed = stepup.demand_fresh_code("pinpuk.reveal", StepUpForm().sent())
     if needed:
-        return _screen("stepup", needed.status, needed.message, stepup_for="reveal")
+        return _screen("stepup", needed.status, needed.message, stepup_for="reveal", choices=needed.choices)
     return _reveal()
 
 
@@ -54,7 +54,7 @@ def reveal():
 @guards.require_stage(auth.STAGE_DONE)
 def save():
     db, now, holder_id = get_db(), current.now(), session["holder_id"]
-    if not stepup.is_recent():
+    if not stepup.is_recent("pinpuk.save"):
         return _screen("masked", 403, _("Kaydetmek için önce \"Göster\" ile SMS onay kodunu giriniz."))
     rows = [row for row in card_rows(db, vault.app_keyring(), holder_id) if row["pin"]]
     if not rows:
@@ -72,13 +72,14 @@ def delete():
     form = PinPukForm().sent()
     confirmed = form.get("confirm") == CONFIRM_VALUE
     not_confirmed = _("Silmek için kutuyu işaretleyerek onaylayınız.")
-    if not stepup.is_recent() and "code" not in form:
+    if not stepup.is_recent() and not stepup.carries_factor(form):
         if not confirmed:  # no SMS is spent on a form that could not delete anyway
             return _screen("masked", 422, not_confirmed, errors={"confirm": not_confirmed})
         audit.record(db, now, "pinpuk.delete", "stepup", holder_id, current.client_ip())
     needed = stepup.demand_fresh_code("pinpuk.delete", form)
     if needed:
-        return _screen("stepup", needed.status, needed.message, stepup_for="delete", confirmed=confirmed)
+        return _screen("stepup", needed.status, needed.message, stepup_for="delete", confirmed=confirmed,
+                       choices=needed.choices)
     if not confirmed:
         return _screen("masked", 422, not_confirmed, errors={"confirm": not_confirmed})
     with storage.write(db, durable=True):

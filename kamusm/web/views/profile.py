@@ -7,10 +7,10 @@ from flask_babel import lazy_gettext as _l
 
 from kamusm import audit, auth, mail, otp, reset, storage
 from kamusm.contact import mask_email, normalize_email, normalize_phone
-from kamusm.errors import CodeRejected, SmsFailed, ValidationError
+from kamusm.errors import CodeRejected, ValidationError
 from kamusm.factors import FactorLocked
 from kamusm.profile import attempt_phone, confirm_email_link, issue_email_link, link_state, new_phone_attempt
-from kamusm.web import current, guards, rendering, stepup
+from kamusm.web import current, guards, notify, rendering, stepup
 from kamusm.web.db import get_db
 from kamusm.web.extensions import limiter
 from kamusm.web.forms import ProfileChangeForm
@@ -36,11 +36,11 @@ LINK_REFUSALS = {  # state: (HTTP status, message)
 
 
 def _screen(state: str = "view", status: int = 200, message: str | None = None, notice: str | None = None,
-            errors: dict | None = None, values: dict | None = None):
+            errors: dict | None = None, values: dict | None = None, **context):
     holder = current.holder()
     pending = session.get(PENDING) or {}
     return rendering.render_screen("profile", state, status=status, holder=holder, message=message, notice=notice,
-                                   errors=errors or {}, values=values or {}, pending=pending)
+                                   errors=errors or {}, values=values or {}, pending=pending, **context)
 
 
 @bp.get("/profile")
@@ -54,8 +54,8 @@ def profile():
 @guards.require_stage(auth.STAGE_DONE)
 def change():
     form = ProfileChangeForm().sent()
-    if "code" in form:
-        return _take_code(form.get("code", ""))
+    if stepup.carries_factor(form) or "send_sms" in form:
+        return _take_code(form)
     try:
         if "email" in form:
             email = normalize_email(form["email"], current_app.config["KAMUSM_EMAIL_DOMAINS"])
@@ -77,9 +77,9 @@ def change():
     if previous:
         _void_pending(previous)
     session[PENDING] = {**asked, "stage": "stepup"}
-    if not stepup.is_recent():
-        status, problem = stepup.send_code()
-        return _screen("code", status, problem)
+    needed = stepup.demand_fresh_code(f"profile.{asked['field']}", {})
+    if needed:
+        return _screen("code", needed.status, needed.message, choices=needed.choices)
     return _start_verification()
 
 
@@ -94,17 +94,24 @@ def _void_pending(previous: dict) -> None:
                  stage=previous["stage"])
 
 
-def _take_code(code: str):
-    """A code arrives: the step-up code, or the code sent to a new phone number."""
+def _take_code(form: dict):
+    """A factor arrives: the step-up's (or a request to be sent its SMS code), or the code sent to a new
+    phone number."""
     pending = session.get(PENDING)
     if not pending:
         return _screen(status=409, message=_("Bekleyen bir değişiklik yok."))
     event = f"profile.{pending['field']}"
+    if pending["stage"] == "stepup":
+        needed = stepup.demand_fresh_code(event, form)
+        if needed:
+            if needed.status >= 400:
+                audit.record(get_db(), current.now(), event, "refused", session["holder_id"], current.client_ip(),
+                             reason="stepup")
+            return _screen("code", needed.status, needed.message, choices=needed.choices)
+        return _start_verification()
+    code = form.get("code", "")
     attempt = session.get(PHONE_ATTEMPT) or ""
     try:
-        if pending["stage"] == "stepup":
-            stepup.confirm(code)
-            return _start_verification()
         stepup.spend_code(code, PHONE_ATTEMPT)
     except ValidationError as exc:
         audit.record(get_db(), current.now(), event, "refused", session["holder_id"], current.client_ip(),
@@ -115,7 +122,7 @@ def _take_code(code: str):
                      reason="locked")
         return _screen("code", 429, str(exc))
     except CodeRejected as exc:
-        if pending["stage"] == "phone" and _code_of_voided_request(code):
+        if _code_of_voided_request(code):
             audit.record(get_db(), current.now(), event, "refused", session["holder_id"], current.client_ip(),
                          reason="voided")
             return _screen("code", 422, _("Bu kod, daha sonra istediğiniz yeni bir numara değişikliğiyle geçersiz "
@@ -167,20 +174,19 @@ def _send_phone_code():
 
 def _apply_phone(new_phone: str):
     db, now, holder = get_db(), current.now(), current.holder()
-    old_phone = holder["phone"]
     with storage.write(db):
         storage.holders.set_contact(db, holder["id"], "phone", new_phone)
         storage.holders.set_phone_changed_at(db, holder["id"], now)
         audit.record(db, now, "profile.phone", "confirmed", holder["id"], current.client_ip())
     session.pop(PENDING, None)
     session.pop(VOIDED_ATTEMPTS, None)
-    try:
-        current.sms_sender().send(old_phone, _(
-            "Kamu SM bireysel işlemler: cep telefonu numaranız değiştirildi. Bu değişikliği siz yapmadıysanız "
-            "hemen kurumunuzla görüşünüz."))
-    except SmsFailed as exc:
-        audit.record(db, now, "profile.phone_notice", "gateway_failed", holder["id"], current.client_ip(),
-                     reason=str(exc))
+    text = _("Kamu SM bireysel işlemler: cep telefonu numaranız değiştirildi. Bu değişikliği siz yapmadıysanız "
+             "hemen kurumunuzla görüşünüz.")
+    notify.tell_holder(holder, "profile.phone_notice", text, _("Cep telefonu numaranız değiştirildi"),
+                       text + "\n\n" + _("Yeni numaranız 72 saat boyunca tek başına PIN/PUK görüntüleme, kilit "
+                                         "çözme ya da yeni bir numara değişikliği için yeterli olmaz; bu "
+                                         "işlemler için geçiş anahtarınızı ya da doğrulama uygulamanızı "
+                                         "kullanınız."))
     return _screen(notice=_("Cep telefonu numaranız değiştirildi."))
 
 

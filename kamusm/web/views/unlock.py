@@ -91,7 +91,8 @@ def state():
     waiting = pairing.pending(db, holder_id, session.get(PAIRING_ATTEMPT, ""), facts.helper_key, now)
     card = holder_card(db, holder_id, facts.serial)
     name = screen_state(facts, pinned is not None, waiting is not None, card is not None)
-    context = {"facts": facts, "stepup_fresh": stepup.is_recent(), "paired": request.args.get("notice") == "paired"}
+    context = {"facts": facts, "stepup_fresh": stepup.is_recent("unlock"),
+               "paired": request.args.get("notice") == "paired"}
     if name == "unreachable":
         context.update(_install_context())
     if name in ("pair", "pair_code"):
@@ -107,9 +108,10 @@ def state():
 @limiter.limit("10 per minute")
 @guards.require_stage(auth.STAGE_DONE)
 def send_stepup_code():
-    """Send the SMS code that pairing and the online unlock need, and show where to type it."""
-    status, problem = stepup.send_code()
-    return _state_screen("stepup", status, message=problem)
+    """Offer the methods that confirm pairing and the online unlock (an SMS code is sent at once to a holder
+    with no other method, or on `send_sms`), and show where to enter it."""
+    offered = stepup.offer(current.holder(), "unlock", "send_sms" in StepUpForm().sent())
+    return _state_screen("stepup", offered.status, message=offered.message, choices=offered.choices)
 
 
 @bp.post("/unlock/stepup")
@@ -117,9 +119,11 @@ def send_stepup_code():
 @guards.require_stage(auth.STAGE_DONE)
 def confirm_stepup_code():
     form = StepUpForm().sent()
-    refused = stepup.check_code("unlock", form.get("code", ""))
+    if not stepup.carries_factor(form):
+        form = {**form, "code": ""}  # an empty submission is a code left blank, not a request for a new one
+    refused = stepup.confirm_factor("unlock", form)
     if refused:
-        return _state_screen("stepup", refused.status, message=refused.message)
+        return _state_screen("stepup", refused.status, message=refused.message, choices=refused.choices)
     return jsonify(ok=True)
 
 
@@ -131,7 +135,7 @@ def start_pairing():
     form = PairStartForm().sent()
     db, now, holder_id = get_db(), current.now(), session["holder_id"]
     helper_key = form.get("helper_key", "")
-    if not stepup.is_recent():
+    if not stepup.is_recent("unlock"):
         audit.record(db, now, "unlock.pair_start", "stepup", holder_id, current.client_ip())
         return _refuse(401, _("Kart yardımcısını eşleştirmek için SMS onay kodu gerekir."), stepup=True)
     attempt = secrets.token_urlsafe(16)
@@ -222,7 +226,7 @@ def seal_for_helper():
         check_new_pin(form.get("new_pin", ""), form.get("new_pin_confirm", ""))
     except ValidationError as exc:
         return _refuse(422, str(exc), {exc.field: str(exc)})
-    if not stepup.is_recent():
+    if not stepup.is_recent("unlock"):
         audit.record(db, now, "unlock.seal", "stepup", holder_id, current.client_ip())
         return _refuse(401, _("Kilidi çözmek için SMS onay kodu gerekir."), stepup=True)
     helper_key = form.get("helper_key", "")
