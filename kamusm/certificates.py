@@ -138,8 +138,10 @@ def read_change(db, holder_id: int, form: Mapping[str, str]) -> Change:
     return Change(certificate, action, reason)
 
 
-def apply_change(db, authority: ca.Authority | None, change: Change, holder_id: int, ip: str, now: float) -> None:
+def apply_change(db, authority: ca.Authority | None, change: Change, holder_id: int, ip: str, now: float,
+                 **detail: str) -> None:
     """Apply, log for the export, audit and (with the demo CA) re-sign the CRL, all in one transaction.
+    `detail` joins the audit entry (the console's operator and the holder's reason on the phone).
 
     Raises TransitionRefused when a concurrent change got there first. Durable: the holder is told
     a revocation is final.
@@ -149,7 +151,7 @@ def apply_change(db, authority: ca.Authority | None, change: Change, holder_id: 
         status = next_status(row["status"], change.action)
         storage.certificates.set_certificate_status(db, row["id"], change.action, status, change.reason, now)
         audit.record(db, now, f"certificate.{change.action}", "ok", holder_id, ip, certificate_id=row["id"],
-                     serial=row["serial_hex"], reason=change.reason)
+                     serial=row["serial_hex"], reason=change.reason, **detail)
         if authority is not None and row["serial_hex"]:
             publish_crl(db, authority, now)
 

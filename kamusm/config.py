@@ -129,6 +129,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KAMUSM_LOCKOUT_THRESHOLD", 5, _int,
             "Consecutive failed logins before a holder is locked (at most 10)."),
     Setting("KAMUSM_SESSION_IDLE_SECONDS", 600, _int, "Idle session timeout in seconds."),
+    Setting("KAMUSM_ADMIN_IDLE_SECONDS", 900, _int, "Idle timeout of an operator's session in /admin, in seconds."),
     Setting("KAMUSM_SESSION_MAX_SECONDS", 12 * 3600, _int, "Absolute session lifetime in seconds."),
     Setting("RATELIMIT_STORAGE_URI", "memory://", _str,
             "flask-limiter storage: memory:// (one process only) or redis://host:port."),
@@ -208,6 +209,8 @@ def check_settings(values: dict[str, Any]) -> None:
         raise ConfigError("KAMUSM_SMTP_SECURITY must be starttls, tls or none")
     if values["KAMUSM_SESSION_IDLE_SECONDS"] > values["KAMUSM_SESSION_MAX_SECONDS"]:
         raise ConfigError("KAMUSM_SESSION_IDLE_SECONDS cannot exceed KAMUSM_SESSION_MAX_SECONDS")
+    if not 60 <= values["KAMUSM_ADMIN_IDLE_SECONDS"] <= 900:
+        raise ConfigError("KAMUSM_ADMIN_IDLE_SECONDS must be 60 to 900 (15 minutes at most)")
     if values["KAMUSM_ARGON2_MEMORY_KIB"] < ARGON2_MIN_MEMORY_KIB:
         raise ConfigError(f"KAMUSM_ARGON2_MEMORY_KIB must be at least {ARGON2_MIN_MEMORY_KIB}")
     if values["KAMUSM_ARGON2_TIME_COST"] < ARGON2_MIN_TIME_COST:

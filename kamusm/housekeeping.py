@@ -34,8 +34,11 @@ class PurgeSchedule:
             return True
 
 
-def purge_expired_sessions(db: sqlite_utils.Database, now: float, idle_seconds: int, max_seconds: int) -> int:
-    """Delete every session idle longer than idle_seconds or older than max_seconds; return how many.
-    Passkey challenges past their life go with them (they belonged to a ceremony nobody finished)."""
+def purge_expired_sessions(db: sqlite_utils.Database, now: float, idle_seconds: int, max_seconds: int,
+                           admin_idle_seconds: int | None = None) -> int:
+    """Delete every session idle longer than idle_seconds (a console session: admin_idle_seconds) or older
+    than max_seconds; return how many. Passkey challenges past their life go with them (they belonged to a
+    ceremony nobody finished)."""
     storage.factors.delete_expired_challenges(db, now)
-    return storage.sessions.delete_expired_sessions(db, now - idle_seconds, now - max_seconds)
+    admin_idle = idle_seconds if admin_idle_seconds is None else admin_idle_seconds
+    return storage.sessions.delete_expired_sessions(db, now - idle_seconds, now - max_seconds, now - admin_idle)

@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
 from kamusm.card.profile import DEFAULT_PROFILE
 from kamusm.errors import ValidationError
@@ -62,30 +63,55 @@ def check_word_input(word: str) -> str:
     return word
 
 
+SECURITY_WORD_MESSAGES = {
+    "short": _l("Güvenlik sözcüğü en az %(n)d karakter olmalıdır."),
+    "long": _l("Güvenlik sözcüğü en fazla %(n)d karakter olabilir."),
+    "own": _l("Güvenlik sözcüğü kimlik numaranızı ya da adınızı içeremez."),
+    "common": _l("Bu sözcük çok yaygın ya da tahmin edilmesi kolay. Lütfen başka bir sözcük seçiniz."),
+    "confirm": _l("İki güvenlik sözcüğü birbirinin aynı değil."),
+}
+PASSWORD_MESSAGES = {  # an operator's password keeps the security word's rules, in its own words
+    "short": _l("Parola en az %(n)d karakter olmalıdır."),
+    "long": _l("Parola en fazla %(n)d karakter olabilir."),
+    "own": _l("Parola kullanıcı adınızı içeremez."),
+    "common": _l("Bu parola çok yaygın ya da tahmin edilmesi kolay. Lütfen başka bir parola seçiniz."),
+    "confirm": _l("İki parola birbirinin aynı değil."),
+}
+
+
+def _formatted(message, **values) -> LazyString:
+    """The lazy message with its values, still translated only when shown (in the language of the screen)."""
+    return LazyString(lambda: str(message) % values)
+
+
 def check_security_word(word: str, confirm: str | None = None, identity: str | None = None,
-                        name: str | None = None) -> str:
+                        name: str | None = None, field: str = "security_word",
+                        messages: dict = SECURITY_WORD_MESSAGES) -> str:
     """Return a new security word that keeps every rule; raise ValidationError naming the field otherwise.
 
     `confirm` is the form's second copy (None where there is none, as in the roster); `identity` and
-    `name` are the holder's, which the word must not contain.
+    `name` are the holder's, which the word must not contain. `field` and `messages` name an operator's
+    password instead (check_password).
     """
     if len(word) < SECURITY_WORD_MIN_LENGTH:
-        raise ValidationError(_l("Güvenlik sözcüğü en az %(n)d karakter olmalıdır.", n=SECURITY_WORD_MIN_LENGTH),
-                              "security_word")
+        raise ValidationError(_formatted(messages["short"], n=SECURITY_WORD_MIN_LENGTH), field)
     if len(word) > SECURITY_WORD_MAX_LENGTH:
-        raise ValidationError(_l("Güvenlik sözcüğü en fazla %(n)d karakter olabilir.", n=SECURITY_WORD_MAX_LENGTH),
-                              "security_word")
+        raise ValidationError(_formatted(messages["long"], n=SECURITY_WORD_MAX_LENGTH), field)
     folded = word.casefold()
     own = [identity.casefold()] if identity else []
     own += [part.casefold() for part in (name or "").split() if len(part) >= NAME_PART_MIN_LENGTH]
     if any(part in folded for part in own):
-        raise ValidationError(_l("Güvenlik sözcüğü kimlik numaranızı ya da adınızı içeremez."), "security_word")
+        raise ValidationError(messages["own"], field)
     if folded in common_words() or len(set(folded)) < SECURITY_WORD_MIN_DISTINCT:
-        raise ValidationError(_l("Bu sözcük çok yaygın ya da tahmin edilmesi kolay. Lütfen başka bir sözcük seçiniz."),
-                              "security_word")
+        raise ValidationError(messages["common"], field)
     if confirm is not None and word != confirm:
-        raise ValidationError(_l("İki güvenlik sözcüğü birbirinin aynı değil."), "security_word_confirm")
+        raise ValidationError(messages["confirm"], f"{field}_confirm")
     return word
+
+
+def check_password(password: str, confirm: str, user_name: str) -> str:
+    """An operator's new password: the security word's rules, fields `password` and `password_confirm`."""
+    return check_security_word(password, confirm, identity=user_name, field="password", messages=PASSWORD_MESSAGES)
 
 
 def check_pin(pin: str, field: str = "pin") -> str:

@@ -35,6 +35,7 @@ FIELDS = ("pin", "puk")
 KEY_FILE = "vault.key"
 NEXT_KEY_FILE = "vault.key.next"
 TOTP_PURPOSE = "totp"
+OPERATOR_TOTP_PURPOSE = "operator-totp"
 
 
 class VaultError(KamusmError):
@@ -196,8 +197,8 @@ def destroy_secrets(db, holder_id: int) -> int:
 
 
 def rewrap_all(db, keyring: Keyring, new_kek: bytes, on_progress=None) -> int:
-    """Re-wrap every data key and re-seal every authenticator-app seed not yet under new_kek, one
-    transaction per row; return how many.
+    """Re-wrap every data key and re-seal every authenticator-app seed (holders' and operators') not yet
+    under new_kek, one transaction per row; return how many.
 
     Safe to interrupt and to run again: each row names the KEK that wraps it.
     """
@@ -210,14 +211,20 @@ def rewrap_all(db, keyring: Keyring, new_kek: bytes, on_progress=None) -> int:
         count += 1
         if on_progress:
             on_progress(count)
-    for row in storage.factors.totp_not_under(db, new_id):
-        with storage.write(db, durable=True):
-            seed = open_under_kek(keyring.find(row["kek_id"]), row["holder_id"], TOTP_PURPOSE, row["sealed_secret"])
-            storage.factors.reseal_totp(db, row["holder_id"], seal_under_kek(new_kek, row["holder_id"], TOTP_PURPOSE,
-                                                                             seed), new_id)
-        count += 1
-        if on_progress:
-            on_progress(count)
+    sealed_seeds = [  # (rows, the owner's id column, purpose, sealed column, how to store the new seal)
+        (storage.factors.totp_not_under(db, new_id), "holder_id", TOTP_PURPOSE, "sealed_secret",
+         storage.factors.reseal_totp),
+        (storage.operators.operators_not_under(db, new_id), "id", OPERATOR_TOTP_PURPOSE, "sealed_totp",
+         storage.operators.reseal_operator_totp),
+    ]
+    for rows, owner, purpose, column, reseal in sealed_seeds:
+        for row in rows:
+            with storage.write(db, durable=True):
+                seed = open_under_kek(keyring.find(row["kek_id"]), row[owner], purpose, row[column])
+                reseal(db, row[owner], seal_under_kek(new_kek, row[owner], purpose, seed), new_id)
+            count += 1
+            if on_progress:
+                on_progress(count)
     return count
 
 

@@ -14,6 +14,7 @@ from kamusm.cli.audit_commands import audit_cli
 from kamusm.cli.certificate_commands import certificates_cli
 from kamusm.cli.holder_commands import holder_cli
 from kamusm.cli.mail_commands import mail_cli
+from kamusm.cli.operator_commands import operator_cli
 from kamusm.config import settings_markdown
 from kamusm.demo import load_demo_holders
 from kamusm.helper import BACKENDS, DEFAULT_PORT, DEFAULT_PORTAL_ORIGIN, HelperSetupError
@@ -112,7 +113,8 @@ def purge_command() -> None:
     """Delete expired sessions now (the server also does it every few minutes while it serves)."""
     config = current_app.config
     purged = housekeeping.purge_expired_sessions(get_db(), current.now(), config["KAMUSM_SESSION_IDLE_SECONDS"],
-                                                 config["KAMUSM_SESSION_MAX_SECONDS"])
+                                                 config["KAMUSM_SESSION_MAX_SECONDS"],
+                                                 config["KAMUSM_ADMIN_IDLE_SECONDS"])
     audit.record(get_db(), current.now(), "admin.purge", "ok", sessions=purged)
     click.echo(f"{purged} expired session(s) deleted")
 
@@ -132,7 +134,7 @@ def helper_command(port: int, origins: tuple[str, ...], backend: str, home: Path
         raise click.ClickException(str(error)) from error
 
 
-for group in (holder_cli, mail_cli, audit_cli, certificates_cli):
+for group in (holder_cli, mail_cli, audit_cli, certificates_cli, operator_cli):
     kamusm_cli.add_command(group)
 
 

@@ -15,6 +15,7 @@ from kamusm.storage import (
                             holders,
                             mail_queue,
                             migrations,
+                            operators,
                             outbox,
                             sessions,
                             tokens,
@@ -23,4 +24,4 @@ from kamusm.storage import (
 from kamusm.storage.connection import connect, write
 
 __all__ = ["audit_log", "captchas", "cards", "certificates", "codes", "connect", "factors", "helper_keys", "holders",
-           "mail_queue", "migrations", "outbox", "sessions", "tokens", "vault", "write"]
+           "mail_queue", "migrations", "operators", "outbox", "sessions", "tokens", "vault", "write"]

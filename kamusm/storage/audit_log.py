@@ -5,7 +5,7 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
-from kamusm.storage.connection import fetch_one, iter_dicts
+from kamusm.storage.connection import fetch_all, fetch_one, iter_dicts
 
 
 def last_audit_hash(db: sqlite_utils.Database) -> str | None:
@@ -40,3 +40,18 @@ def audit_entries(db: sqlite_utils.Database, holder_id: int | None = None, limit
         yield from iter_dicts(cursor)  # streamed: the log can be long
     finally:
         cursor.close()
+
+
+def search_audit(db: sqlite_utils.Database, *, holder_id: int | None = None, event: str = "", operator: str = "",
+                 since: float | None = None, until: float | None = None, limit: int | None = None,
+                 offset: int = 0) -> list[dict]:
+    """Audit entries, newest first, filtered: a holder, an event name prefix, the operator named in the detail,
+    a time range (None or "" leaves a filter out)."""
+    return fetch_all(db, """SELECT * FROM audit
+                            WHERE (? IS NULL OR holder_id = ?)
+                              AND (? = '' OR substr(event, 1, length(?)) = ?)
+                              AND (? = '' OR json_extract(detail, '$.operator') = ?)
+                              AND (? IS NULL OR at >= ?) AND (? IS NULL OR at < ?)
+                            ORDER BY id DESC LIMIT ? OFFSET ?""",
+                     [holder_id, holder_id, event, event, event, operator, operator, since, since, until, until,
+                      -1 if limit is None else limit, offset])

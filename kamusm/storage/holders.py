@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from kamusm.storage.connection import fetch_one, write
+from kamusm.storage.connection import fetch_all, fetch_one, write
+from kamusm.storage.search import search_key
 
 
 def find_holder(db: sqlite_utils.Database, identity: str) -> dict | None:
@@ -18,12 +19,12 @@ def upsert_holder(db: sqlite_utils.Database, holder: dict, now: float) -> int:
     """Insert or update a holder by identity; return its id. A None word_hash keeps the old one."""
     with write(db):
         db.execute(
-            """INSERT INTO holders (identity, name, phone, email, word_hash, created_at)
-               VALUES (:identity, :name, :phone, :email, :word_hash, :now)
+            """INSERT INTO holders (identity, name, name_key, phone, email, word_hash, created_at)
+               VALUES (:identity, :name, :name_key, :phone, :email, :word_hash, :now)
                ON CONFLICT(identity) DO UPDATE SET
-                 name = excluded.name, phone = excluded.phone, email = excluded.email,
+                 name = excluded.name, name_key = excluded.name_key, phone = excluded.phone, email = excluded.email,
                  word_hash = COALESCE(excluded.word_hash, holders.word_hash)""",
-            {**holder, "now": now})
+            {**holder, "name_key": search_key(holder["name"]), "now": now})
         return fetch_one(db, "SELECT id FROM holders WHERE identity = ?", [holder["identity"]])["id"]
 
 
@@ -70,3 +71,28 @@ def set_sms_disabled(db: sqlite_utils.Database, holder_id: int, disabled: bool) 
 def set_phone_changed_at(db: sqlite_utils.Database, holder_id: int, now: float) -> None:
     with write(db):
         db.execute("UPDATE holders SET phone_changed_at = ? WHERE id = ?", [now, holder_id])
+
+
+def search_holders(db: sqlite_utils.Database, query: str, limit: int, offset: int) -> tuple[list[dict], int]:
+    """Holders whose identity or a card serial starts with `query`, or whose name contains it (case and
+    accents aside: search_key); one page of them by name, and how many there are in all. Empty `query`:
+    every holder. The identity and serial use their indexes; the name is a scan of the short name_key."""
+    if not query:
+        total = fetch_one(db, "SELECT count(*) AS n FROM holders")["n"]
+        rows = fetch_all(db, """SELECT id, identity, name, locked_until, failed_logins,
+                                       word_hash IS NOT NULL AS word_set
+                                FROM holders ORDER BY name COLLATE NOCASE, id LIMIT ? OFFSET ?""", [limit, offset])
+        return rows, total
+    upper = query + "\U0010ffff"
+    params = [query, upper, query, upper, search_key(query)]
+    total = fetch_one(db, """SELECT count(*) AS n FROM (
+                               SELECT id FROM holders WHERE identity >= ? AND identity < ?
+                               UNION SELECT holder_id FROM cards WHERE serial >= ? AND serial < ?
+                               UNION SELECT id FROM holders WHERE instr(name_key, ?) > 0)""", params)["n"]
+    rows = fetch_all(db, """SELECT id, identity, name, locked_until, failed_logins, word_hash IS NOT NULL AS word_set
+                            FROM holders WHERE id IN (
+                              SELECT id FROM holders WHERE identity >= ? AND identity < ?
+                              UNION SELECT holder_id FROM cards WHERE serial >= ? AND serial < ?
+                              UNION SELECT id FROM holders WHERE instr(name_key, ?) > 0)
+                            ORDER BY name COLLATE NOCASE, id LIMIT ? OFFSET ?""", [*params, limit, offset])
+    return rows, total

@@ -32,3 +32,15 @@ def mark_mail_failed(db: sqlite_utils.Database, mail_id: int, reason: str, now: 
 
 def pending_mail(db: sqlite_utils.Database) -> list[dict]:
     return fetch_all(db, "SELECT id FROM mail_queue WHERE sent_at IS NULL ORDER BY id")
+
+
+def recent_mail(db: sqlite_utils.Database, limit: int) -> list[dict]:
+    """The newest queued messages without their bodies (which may carry links)."""
+    return fetch_all(db, """SELECT id, holder_id, recipient, subject, queued_at, sent_at, failed_at, reason, tries
+                            FROM mail_queue ORDER BY id DESC LIMIT ?""", [limit])
+
+
+def mail_counts(db: sqlite_utils.Database) -> dict:
+    """{"pending": not yet sent, "failed": not yet sent after a failed try}."""
+    return fetch_one(db, """SELECT count(*) AS pending, count(failed_at) AS failed
+                            FROM mail_queue WHERE sent_at IS NULL""")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sqlite_utils
 
 from kamusm.storage.connection import write
+from kamusm.storage.search import search_key
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
@@ -262,8 +263,36 @@ def _migration_8(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE holders ADD COLUMN phone_changed_at REAL")
 
 
+
+def _migration_9(db: sqlite_utils.Database) -> None:
+    """Operators of the institution console: their own accounts, never holders; a name search for holders
+    (name_key: the name folded as search_key folds a query)."""
+    db.execute("""
+        CREATE TABLE operators (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'auditor')),
+            password_hash TEXT,
+            sealed_totp BLOB,
+            kek_id TEXT,
+            totp_last_step INTEGER NOT NULL DEFAULT 0,
+            enrol_hash TEXT UNIQUE,
+            enrol_expires_at REAL,
+            failed_logins INTEGER NOT NULL DEFAULT 0,
+            locked_until REAL NOT NULL DEFAULT 0,
+            disabled_at REAL,
+            created_at REAL NOT NULL,
+            last_login_at REAL
+        )""")
+    db.execute("CREATE INDEX holders_name ON holders(name COLLATE NOCASE)")
+    db.execute("ALTER TABLE holders ADD COLUMN name_key TEXT NOT NULL DEFAULT ''")
+    names = db.execute("SELECT id, name FROM holders").fetchall()
+    db.conn.executemany("UPDATE holders SET name_key = ? WHERE id = ?",
+                        [(search_key(name), holder_id) for holder_id, name in names])
+
+
 MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7,
-              _migration_8)
+              _migration_8, _migration_9)
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

@@ -17,3 +17,8 @@ def latest_outbox(db: sqlite_utils.Database, kind: str | None = None, limit: int
     if kind is None:
         return fetch_all(db, "SELECT * FROM outbox ORDER BY id DESC LIMIT ?", [limit])
     return fetch_all(db, "SELECT * FROM outbox WHERE kind = ? ORDER BY id DESC LIMIT ?", [kind, limit])
+
+
+def recent_outbox_meta(db: sqlite_utils.Database, limit: int) -> list[dict]:
+    """The newest outbox messages: kind, recipient and time, never the body (codes and links)."""
+    return fetch_all(db, "SELECT id, kind, recipient, sent_at FROM outbox ORDER BY id DESC LIMIT ?", [limit])

@@ -36,10 +36,15 @@ def delete_session(db: sqlite_utils.Database, id_hash: str) -> None:
         db.execute("DELETE FROM sessions WHERE id_hash = ?", [id_hash])
 
 
-def delete_expired_sessions(db: sqlite_utils.Database, idle_before: float, created_before: float) -> int:
+def delete_expired_sessions(db: sqlite_utils.Database, idle_before: float, created_before: float,
+                            admin_idle_before: float | None = None) -> int:
+    """Delete sessions last seen before idle_before (a console session: admin_idle_before) or made before
+    created_before."""
+    admin_idle_before = idle_before if admin_idle_before is None else admin_idle_before
     with write(db):
-        return db.execute("DELETE FROM sessions WHERE seen_at < ? OR created_at < ?",
-                          [idle_before, created_before]).rowcount
+        return db.execute("""DELETE FROM sessions
+                             WHERE seen_at < CASE json_extract(data, '$._area') WHEN 'admin' THEN ? ELSE ? END
+                                OR created_at < ?""", [admin_idle_before, idle_before, created_before]).rowcount
 
 
 def delete_holder_sessions(db: sqlite_utils.Database, holder_id: int) -> int:

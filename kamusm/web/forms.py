@@ -120,3 +120,40 @@ class SecurityForm(StepUpForm):
     name = StringField()
     new_credential = StringField()
     new_totp_code = StringField()
+
+
+class AdminLoginForm(TextForm):
+    name = StringField()
+    password = PasswordField()
+    totp_code = StringField()
+
+
+class AdminEnrolForm(TextForm):
+    password = PasswordField()
+    password_confirm = PasswordField()
+    totp_code = StringField()
+
+
+class AdminSearchForm(TextForm):
+    """Read from the query string: a search is a GET, so its result can be linked and paged."""
+    q = StringField()
+    page = StringField()
+
+
+class AdminAuditForm(TextForm):
+    holder = StringField()
+    event = StringField()
+    operator = StringField()
+    since = StringField()
+    until = StringField()
+
+
+class AdminSuspendForm(TextForm):
+    certificate = StringField()
+    note = StringField()
+
+
+class AdminOperatorForm(TextForm):
+    name = StringField()
+    role = StringField()
+    action = StringField()

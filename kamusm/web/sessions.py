@@ -6,6 +6,11 @@ Idle and absolute timeouts are enforced here on every request; `rotate()` gives
 a new id at login, `destroy()` removes the row at logout, and the rows of sessions
 nobody came back to are purged here on kamusm.housekeeping's schedule.
 
+The institution console (/admin) is an area of its own: its session has another cookie (read only
+under /admin, while the holder's cookie is never read there), a 15-minute idle timeout, and the area
+is written into the session's row, so neither kind of token opens the other area even if copied
+into the other cookie.
+
 Requests for static files and the logo are sessionless: the cookie is not read, no row is
 touched or made, and no cookie is set, so even a missing file's 404 page hands
 out no session and no CSRF token. A response that sets or clears the cookie is
@@ -28,6 +33,11 @@ TOKEN_BYTES = 32
 TOUCH_INTERVAL_SECONDS = 15
 COOKIE_NAME = "kamusm_session"
 SECURE_COOKIE_NAME = "__Host-kamusm_session"
+ADMIN_COOKIE_NAME = "kamusm_admin"
+SECURE_ADMIN_COOKIE_NAME = "__Host-kamusm_admin"
+AREA_KEY = "_area"
+HOLDER_AREA = "holder"
+ADMIN_AREA = "admin"
 SESSIONLESS_PATHS = frozenset({"/branding/logo"})
 
 
@@ -63,8 +73,20 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def area(path: str) -> str:
+    return ADMIN_AREA if path == "/admin" or path.startswith("/admin/") else HOLDER_AREA
+
+
 def cookie_name(request: Request) -> str:
+    if area(request.path) == ADMIN_AREA:
+        return SECURE_ADMIN_COOKIE_NAME if request.is_secure else ADMIN_COOKIE_NAME
     return SECURE_COOKIE_NAME if request.is_secure else COOKIE_NAME
+
+
+def idle_seconds(app: Flask, request: Request) -> int:
+    if area(request.path) == ADMIN_AREA:
+        return app.config["KAMUSM_ADMIN_IDLE_SECONDS"]
+    return app.config["KAMUSM_SESSION_IDLE_SECONDS"]
 
 
 def is_static_path(app: Flask, path: str) -> bool:
@@ -99,9 +121,9 @@ class SqliteSessionInterface(SessionInterface):
             unavailable = ServerSession(created_at=now)
             unavailable.storage_error = exc
             return unavailable
-        if row is None:
+        if row is None or row["data"].pop(AREA_KEY, HOLDER_AREA) != area(request.path):
             return ServerSession(created_at=now)
-        idle = app.config["KAMUSM_SESSION_IDLE_SECONDS"]
+        idle = idle_seconds(app, request)
         absolute = app.config["KAMUSM_SESSION_MAX_SECONDS"]
         if now - row["seen_at"] > idle or now - row["created_at"] > absolute:
             storage.sessions.delete_session(self._db_factory(), row["id_hash"])
@@ -117,7 +139,8 @@ class SqliteSessionInterface(SessionInterface):
         if self.purge_schedule.due(self._clock()):
             purged = housekeeping.purge_expired_sessions(self._db_factory(), self._clock(),
                                                          app.config["KAMUSM_SESSION_IDLE_SECONDS"],
-                                                         app.config["KAMUSM_SESSION_MAX_SECONDS"])
+                                                         app.config["KAMUSM_SESSION_MAX_SECONDS"],
+                                                         app.config["KAMUSM_ADMIN_IDLE_SECONDS"])
             if purged:
                 app.logger.info("purged %d expired session(s)", purged)
 
@@ -147,7 +170,7 @@ class SqliteSessionInterface(SessionInterface):
             if session.token is None:
                 session.token = secrets.token_urlsafe(TOKEN_BYTES)
                 session.created_at = now
-            storage.sessions.save_session(db, _hash(session.token), dict(session), session.get("holder_id"),
-                                          session.created_at, now)
+            storage.sessions.save_session(db, _hash(session.token), {**session, AREA_KEY: area(request.path)},
+                                          session.get("holder_id"), session.created_at, now)
         response.set_cookie(name, session.token, path="/", secure=secure, httponly=True, samesite="Lax")
         response.headers["Cache-Control"] = "no-store"  # a cached copy would hand the cookie to the next user
