@@ -487,6 +487,32 @@ def test_security_form(signed_in, pairs, htmx):
     response, length = signed_in.post("/security", pairs, token_page="/security", htmx=htmx)
     signed_in.check(response, pairs, body_length=length, may_succeed=first(pairs, "action") in SECURITY_ACTIONS)
 
+
+@HOSTILE
+@given(pairs=shaped({"name": sometimes("yonetici"), "password": hostile_text, "totp_code": hostile_text}),
+       htmx=st.booleans())
+@example(pairs=[("name", XSS_SCRIPT), ("password", "{{7*7}}"), ("totp_code", "١٢٣٤٥٦")], htmx=False)
+def test_console_login_form(portal, pairs, htmx):
+    response, length = portal.post("/admin/login", pairs, token_page="/admin/login", htmx=htmx)
+    portal.check(response, pairs, body_length=length, may_succeed=False)
+
+
+@FEW
+@given(query=hostile_text, page=hostile_text)
+@example(query=XSS_SCRIPT, page="-1")
+@example(query="%' OR 1=1 --", page="99999999999999999999")
+def test_console_search_and_audit_filters(portal, query, page):
+    if "console" not in portal.baselines:  # hypothesis runs every example on one portal: enrol once
+        from tests.test_admin import enrol
+
+        portal.baselines["console"] = enrol(portal.app, portal.client, portal.app.config["CLOCK"], "denetci",
+                                            "auditor").log_in().status_code
+    for path in ("/admin/holders", "/admin/audit", "/admin/audit.csv"):
+        response = portal.client.get(path, query_string={"q": query, "page": page, "event": query,
+                                                         "operator": query, "holder": query, "since": query})
+        assert response.status_code < 500, path
+        assert XSS_SCRIPT not in response.get_data(as_text=True), path
+
 def _profile_may_succeed(pairs) -> bool:
     names = [name for name, _ in pairs]
     if "code" in names:

@@ -22,6 +22,7 @@ from kamusm.web.security import add_security_headers, refuse_cross_site
 from kamusm.web.sessions import SqliteSessionInterface
 from kamusm.web.views import (
     admin,
+    admin_import,
     admin_staff,
     branding,
     certificates,
@@ -91,8 +92,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _init_web(app)  # before CSRFProtect, so a cross-site POST is refused as such
     csrf.init_app(app)
     limiter.init_app(app)
-    for view in (login, menu, pin_puk, reset, unlock, profile, certificates, security, admin, admin_staff, health,
-                 branding):
+    for view in (login, menu, pin_puk, reset, unlock, profile, certificates, security, admin, admin_staff, admin_import,
+                 health, branding):
         app.register_blueprint(view.bp)
     app.config["KAMUSM_HELPER_DIST_DIR"] = str(helper_dist.dist_dir(app.config, instance_path))
     app.register_blueprint(helper_dist_views.bp)
@@ -110,6 +111,7 @@ def _init_web(app: Flask) -> None:
             logger.addFilter(RedactLinkTokens())
     app.before_request(raise_storage_error)
     app.before_request(refuse_cross_site)
+    app.before_request(admin_import.raise_upload_limit)
     app.after_request(add_security_headers)
     app.context_processor(guards.login_context)
     app.jinja_env.globals["page_csrf_token"] = rendering.page_csrf_token  # a global, so imported macros see it too

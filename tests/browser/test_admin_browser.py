@@ -22,7 +22,7 @@ from flask_babel import force_locale, gettext
 
 from kamusm import operators, storage
 from kamusm.demo import DEMO_HOLDERS
-from tests.conftest import open_db
+from tests.conftest import open_db, with_demo_certificates
 
 try:
     from playwright.sync_api import expect
@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - the conftest skips or fails with the r
 
 # Imported under their own names, as pytest loads a test folder without __init__.py.
 from test_accessibility_browser import AXE, AXE_PATH, DESKTOP, LANGUAGES, Tour, with_lang  # noqa: E402
-from test_login_flow import url_path  # noqa: E402
+from test_login_flow import reach_code_screen, url_path  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -44,6 +44,9 @@ IDLE_SECONDS = 15 * 60
 LOGIN_BUTTON = "#admin_login_form button[type=submit]"
 ENROL_BUTTON = "#admin_enrol_form button[type=submit]"
 FILTER_BUTTON = "#admin_audit_list .audit-filters button[type=submit]:not([formaction])"
+ADD_OPERATOR_BUTTON = "#admin_operators_list form[action$='/admin/operators'] button[type=submit]"
+ENROL_LINK = re.compile(r"^https?://[^/]+/admin/enrol/[A-Za-z0-9_-]{43}$")
+SUSPEND_BUTTON = "#admin_holder_view form.suspend-form button[type=submit]"
 
 
 class Console:
@@ -262,4 +265,119 @@ def test_the_console_session_ends_after_15_idle_minutes(lang, tour, page, live_s
         console.text("Oturumunuzun süresi doldu. Lütfen yeniden giriş yapınız."))
     expect(page.locator("form.logout")).to_have_count(0)
     tour.check("login, expired", LOGIN_BUTTON)
+    tour.assert_clean()
+
+
+@LANGUAGES
+def test_an_admin_adds_disables_and_enables_an_operator(lang, tour, page, live_server):
+    console = Console(page, live_server, lang, "yonetici", "admin")
+    console.enrol()
+    console.log_in()
+    page.locator(".admin-nav").get_by_role("link", name=console.text("Operatörler"), exact=True).click()
+    page.wait_for_url(url_path("/admin/operators"))
+    screen = page.locator("#admin_operators_list")
+    expect(screen.locator("h1")).to_have_text(console.text("Operatörler"))
+    expect(screen.locator("tbody tr")).to_have_count(1)
+    tour.check("operators", ADD_OPERATOR_BUTTON)
+
+    page.locator("#name").fill("x")
+    page.locator("#role").select_option("operator")
+    page.locator(ADD_OPERATOR_BUTTON).click()
+    expect(page.locator("#name-error")).to_have_text(
+        console.text("Kullanıcı adı 2-32 karakterdir: küçük harf, rakam, nokta, tire; harfle başlar."))
+    expect(page.locator("#name")).to_have_value("x")
+    expect(page.locator("#role")).to_have_value("operator")  # the choice survives the refusal
+    tour.check("operators, bad name", ADD_OPERATOR_BUTTON)
+    tour.field_error("operators, bad name", "#name")
+
+    page.locator("#name").fill("yeni.denetci")
+    page.locator("#role").select_option(label=console.text("Denetçi"))
+    page.get_by_role("button", name=console.text("Ekle ve kayıt bağlantısı oluştur"), exact=True).click()
+    expect(screen.locator("p.alert-info")).to_have_text(console.text("Operatör eklendi: %(name)s", name="yeni.denetci"))
+    expect(screen.locator("code.digest")).to_have_text(ENROL_LINK)
+    row = screen.locator("tbody tr").filter(has=page.get_by_role("cell", name="yeni.denetci", exact=True))
+    expect(row.locator("td").nth(1)).to_have_text(console.text("Denetçi"))
+    expect(row.locator("td").nth(2)).to_have_text(console.text("Kayıt bekliyor"))
+    tour.check("operators, link shown", ADD_OPERATOR_BUTTON)
+    with open_db(live_server.app) as db:
+        assert storage.operators.find_operator(db, "yeni.denetci")["role"] == "auditor"
+
+    row.get_by_role("button", name=console.text("Devre dışı bırak"), exact=True).click()
+    expect(screen.locator("p.alert-info")).to_have_text(
+        console.text("%(name)s devre dışı bırakıldı.", name="yeni.denetci"))
+    expect(screen.locator("code.digest")).to_have_count(0)  # the link is shown once only
+    expect(row.locator("td").nth(2)).to_have_text(console.text("Devre dışı"))
+    with open_db(live_server.app) as db:
+        assert storage.operators.find_operator(db, "yeni.denetci")["disabled_at"] is not None
+
+    row.get_by_role("button", name=console.text("Etkinleştir"), exact=True).click()
+    expect(screen.locator("p.alert-info")).to_have_text(console.text("%(name)s etkinleştirildi.", name="yeni.denetci"))
+    expect(row.locator("td").nth(2)).to_have_text(console.text("Kayıt bekliyor"))
+    expect(row.get_by_role("button", name=console.text("Devre dışı bırak"), exact=True)).to_be_visible()
+    with open_db(live_server.app) as db:
+        assert storage.operators.find_operator(db, "yeni.denetci")["disabled_at"] is None
+    tour.assert_clean()
+
+
+@LANGUAGES
+def test_an_operator_sends_a_link_and_suspends_a_certificate(lang, tour, page, live_server):
+    with_demo_certificates(live_server.app)
+    console = Console(page, live_server, lang, "operator", "operator")
+    console.enrol()
+    console.log_in()
+    console.open_selin()
+    screen = page.locator("#admin_holder_view")
+    tour.check("holder, suspend form", SUSPEND_BUTTON)
+
+    page.get_by_role("button", name=console.text("Güvenlik sözcüğü yenileme bağlantısı gönder"), exact=True).click()
+    expect(screen.locator(".alert-info")).to_have_text(
+        console.text("Bağlantı kart sahibinin kurumsal e-posta adresine gönderildi."))
+    expect(screen).not_to_contain_text("/reset/")
+    with open_db(live_server.app) as db:
+        mail = storage.outbox.latest_outbox(db, "mail", 1)[0]
+    assert mail["recipient"] == SELIN["email"] and "/reset/" in mail["body"]
+
+    certificate = screen.locator("ul.certificate-rows > li").first
+    expect(certificate).to_contain_text(console.text("Geçerli"))
+    page.locator(SUSPEND_BUTTON).first.click()
+    expect(screen.locator(".alert-error")).to_have_text(
+        console.text("Askıya alma nedenini %(min)d-%(max)d karakterle yazınız.", min=5, max=200))
+    expect(certificate).to_contain_text(console.text("Geçerli"))
+    tour.check("holder, no reason", SUSPEND_BUTTON)
+
+    certificate.get_by_label(console.text("Kart sahibinin telefondaki askıya alma nedeni"), exact=True).fill(
+        "Kartını kaybettiğini telefonla bildirdi")
+    certificate.get_by_role("button", name=console.text("Sertifikayı Askıya Al"), exact=True).click()
+    expect(screen.locator(".alert-info")).to_have_text(
+        console.text("Sertifika askıya alındı; neden ve işlemi yapan kaydedildi."))
+    expect(certificate).to_contain_text(console.text("Askıda"))
+    expect(certificate.locator("form.suspend-form")).to_have_count(0)
+    with open_db(live_server.app) as db:
+        holder_id = storage.holders.find_holder(db, SELIN["identity"])["id"]
+        assert storage.certificates.holder_certificates(db, holder_id)[0]["status"] == "suspended"
+    tour.check("holder, suspended", "#admin_holder_view .table-scroll")
+    tour.assert_clean()
+
+
+@LANGUAGES
+def test_the_outgoing_messages_show_no_body_or_code(lang, tour, page, live_server):
+    reach_code_screen(page, live_server)  # a holder's login sends an SMS with a code
+    console = Console(page, live_server, lang, "denetci", "auditor")
+    console.enrol()
+    console.log_in()
+    page.locator(".admin-nav").get_by_role("link", name=console.text("Giden İletiler"), exact=True).click()
+    page.wait_for_url(url_path("/admin/mail"))
+    screen = page.locator("#admin_mail_list")
+    expect(screen.locator("h1")).to_have_text(console.text("Giden İletiler"))
+    sms = screen.locator("tbody tr").filter(has=page.get_by_role("cell", name="sms", exact=True))
+    expect(sms.first.locator("td").nth(1)).to_have_text(SELIN["phone"][:6] + "*****")
+    with open_db(live_server.app) as db:
+        bodies = [row["body"] for row in storage.outbox.latest_outbox(db, None, 50)]
+    assert bodies
+    html = page.content()
+    assert not any(body in html for body in bodies), "a message body is on the screen"
+    assert live_server.latest_sms_code() not in html
+    assert re.search(r"\b\d{6}\b", screen.inner_text()) is None
+    expect(screen.get_by_role("button", name=console.text("Bekleyenleri şimdi yeniden dene"))).to_have_count(0)
+    tour.check("outgoing messages", "#admin_mail_list .table-scroll")
     tour.assert_clean()

@@ -202,7 +202,8 @@ def _holder_or_404(holder_id: int) -> dict:
     return holder
 
 
-def _holder_screen(holder_id: int, status: int = 200, message: str | None = None, notice: str | None = None):
+def _holder_screen(holder_id: int, status: int = 200, message: str | None = None, notice: str | None = None,
+                   note_for: int | None = None):
     db, now = get_db(), current.now()
     holder = _holder_or_404(holder_id)
     entries = storage.audit_log.search_audit(db, holder_id=holder_id, limit=AUDIT_PAGE_SIZE)
@@ -213,7 +214,8 @@ def _holder_screen(holder_id: int, status: int = 200, message: str | None = None
                    email=mask_email(holder["email"]) if holder["email"] else "",
                    cards=storage.cards.holder_cards(db, holder_id), mask_serial=pinpuk.mask_serial,
                    certificates=storage.certificates.holder_certificates(db, holder_id), logins=logins,
-                   entries=entries, locked=holder["locked_until"] > now, status_labels=certificates.STATUS_LABELS)
+                   entries=entries, locked=holder["locked_until"] > now, status_labels=certificates.STATUS_LABELS,
+                   note_for=note_for)
 
 
 @bp.get("/holders/<int:holder_id>")
@@ -284,8 +286,10 @@ def suspend_certificate(holder_id: int):
     form = AdminSuspendForm().sent()
     note = " ".join(form.get("note", "").split())
     if not NOTE_MIN <= len(note) <= NOTE_MAX or not note.isprintable():
+        certificate = form.get("certificate", "")
         return _holder_screen(holder_id, 422, _("Askıya alma nedenini %(min)d-%(max)d karakterle yazınız.",
-                                                min=NOTE_MIN, max=NOTE_MAX))
+                                                min=NOTE_MIN, max=NOTE_MAX),
+                              note_for=int(certificate) if certificate.isascii() and certificate.isdigit() else None)
     try:
         change = certificates.read_change(db, holder_id, {"action": "suspend",
                                                           "certificate": form.get("certificate", "")})
