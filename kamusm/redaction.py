@@ -12,10 +12,10 @@ from collections.abc import Mapping
 
 
 class RedactLinkTokens(logging.Filter):
-    """Access logs print request paths; one-time link tokens (/reset/<token>, /profile/email/<token>)
-    must not reach them."""
+    """Access logs print request paths; one-time link tokens (/reset/<token>, /profile/email/<token>,
+    /admin/enrol/<token>) must not reach them."""
 
-    PATTERN = re.compile(r"(/reset/|/profile/email/)[^\s?\"']+")
+    PATTERN = re.compile(r"(/reset/|/profile/email/|/admin/enrol/)[^\s?\"']+")
 
     def _redact(self, text: str) -> str:
         return self.PATTERN.sub(r"\1[redacted]", text)

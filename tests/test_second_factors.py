@@ -279,3 +279,22 @@ def test_the_unlock_step_up_takes_the_app_and_holds_sms_back_after_a_phone_chang
     assert refused.status_code == 403 and "yalnız SMS ile onaylanamaz" in refused.get_data(as_text=True)
     confirmed = post(client, "/unlock/stepup", token_page="/unlock", json_api=True, totp_code=app_totp.at(clock()))
     assert confirmed.status_code == 200 and confirmed.get_json() == {"ok": True}
+
+
+def test_no_seed_recovery_code_or_passkey_answer_reaches_a_log(app, client, auth, clock, caplog, logged_in):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    started = post(client, "/security", token_page="/security", action="start_totp")
+    seed = SEED.search(started.get_data(as_text=True)).group(1).replace(" ", "")
+    code = pyotp.TOTP(seed).at(clock())
+    post(client, "/security", token_page="/security", action="confirm_totp", new_totp_code=code)
+    codes = RECOVERY.findall(post(client, "/security", token_page="/security",
+                                  action="new_recovery_codes").get_data(as_text=True))
+    to_second_step(auth, client)
+    post(client, "/login/sms", token_page="/login/sms", recovery_code=codes[0])
+    logged = caplog.text
+    with open_db(app) as db:
+        stored = " ".join(entry["detail"] for entry in storage.audit_log.audit_entries(db))
+    for secret in (seed, code, *codes, codes[0].replace("-", "")):
+        assert secret not in logged and secret not in stored

@@ -2,6 +2,8 @@
 import logging
 import re
 
+import pytest
+
 from tests.conftest import SELIN, latest_code
 
 
@@ -26,15 +28,16 @@ def test_session_cookie_holds_no_data(client, auth):
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", cookie)
 
 
-def test_access_log_redacts_link_tokens():
+@pytest.mark.parametrize("prefix", ["/reset/", "/profile/email/", "/admin/enrol/"])
+def test_access_log_redacts_link_tokens(prefix):
     import logging
 
     from kamusm.redaction import RedactLinkTokens
 
     record = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, '%s - - "%s" %s',
-                               ("127.0.0.1", "GET /reset/AbC_secret-123 HTTP/1.1", "200"), None)
+                               ("127.0.0.1", f"GET {prefix}AbC_secret-123 HTTP/1.1", "200"), None)
     assert RedactLinkTokens().filter(record)
-    assert "AbC_secret-123" not in record.getMessage() and "/reset/[redacted]" in record.getMessage()
+    assert "AbC_secret-123" not in record.getMessage() and f"{prefix}[redacted]" in record.getMessage()
 
 
 def test_gunicorn_style_mapping_args_are_redacted_in_place():
