@@ -49,6 +49,7 @@ CERT_VALIDITY_DAYS = 3 * 365
 DEMO_MIN_REMAINING_DAYS = 2 * 365
 CRL_VALIDITY_SECONDS = 24 * 3600
 OCSP_VALIDITY_SECONDS = 600
+MAX_NONCE_BYTES = 32
 SIGNATURE_HASH = hashes.SHA256()
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
 
@@ -102,6 +103,14 @@ def ocsp_url(public_url: str) -> str:
 
 def crl_url(public_url: str) -> str:
     return (public_url or DEFAULT_PUBLIC_URL).rstrip("/") + "/crl.der"
+
+
+def certificate_der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def ca_cert_url(public_url: str) -> str:
+    return (public_url or DEFAULT_PUBLIC_URL).rstrip("/") + "/ca.crt"
 
 
 def _make_root(key: ec.EllipticCurvePrivateKey, now: float) -> x509.Certificate:
@@ -221,7 +230,9 @@ def issue_certificate(authority: Authority, name: str, card_serial: str, cert_is
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
             .add_extension(x509.AuthorityInformationAccess([
                 x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
-                                       x509.UniformResourceIdentifier(ocsp_url(public_url)))]), critical=False)
+                                       x509.UniformResourceIdentifier(ocsp_url(public_url))),
+                x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
+                                       x509.UniformResourceIdentifier(ca_cert_url(public_url)))]), critical=False)
             .add_extension(x509.CRLDistributionPoints([
                 x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url(public_url))], None, None, None)]),
                 critical=False)
@@ -285,7 +296,8 @@ def answer_ocsp(authority: Authority, request_der: bytes, lookup: Callable[[int]
     with certificateHold) / unknown for a serial `lookup` does not know or a
     CertID naming another issuer. The nonce is echoed when the request has one.
     A request that does not parse, names a hash this library lacks, repeats an
-    extension or asks about more than one certificate gets "malformedRequest".
+    extension, carries a nonce outside 1..32 octets (RFC 8954) or asks about more
+    than one certificate gets "malformedRequest".
     """
     try:
         request = ocsp.load_der_ocsp_request(request_der)
@@ -298,6 +310,8 @@ def answer_ocsp(authority: Authority, request_der: bytes, lookup: Callable[[int]
             raise ValueError("the CertID hashes do not have the length of their algorithm")
         if serial < 0:
             raise ValueError("a certificate serial number is positive (RFC 5280 4.1.2.2)")
+        if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE_BYTES:
+            raise ValueError("an OCSP nonce is 1 to 32 octets (RFC 8954 2.1)")
         ours = _issuer_hashes(authority, algorithm) == (asked_name_hash, asked_key_hash)
     except (ValueError, NotImplementedError, UnsupportedAlgorithm, x509.DuplicateExtension):
         # NotImplementedError: cryptography's answer to a request for several certificates.

@@ -34,6 +34,7 @@ from kamusm.errors import KamusmError, ValidationError
 CONFIRM_VALUE = "yes"
 CRL_REFRESH_SECONDS = ca.CRL_VALIDITY_SECONDS // 2
 CRL_MIMETYPE = "application/pkix-crl"
+CA_CERT_MIMETYPE = "application/pkix-cert"
 OCSP_RESPONSE_MIMETYPE = "application/ocsp-response"
 _CERTIFICATE_ID = re.compile(r"[0-9]{1,18}", re.ASCII)
 

@@ -86,7 +86,8 @@ def test_end_entity_certificate_fields(authority):
     assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     assert [(entry.access_method, entry.access_location.value) for entry in aia] == [
-        (AuthorityInformationAccessOID.OCSP, f"{PUBLIC_URL}/ocsp")]
+        (AuthorityInformationAccessOID.OCSP, f"{PUBLIC_URL}/ocsp"),
+        (AuthorityInformationAccessOID.CA_ISSUERS, f"{PUBLIC_URL}/ca.crt")]
     points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     assert points[0].full_name[0].value == f"{PUBLIC_URL}/crl.der"
     assert cert.not_valid_before_utc == datetime(2014, 3, 12, tzinfo=timezone.utc)

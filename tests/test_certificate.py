@@ -302,7 +302,7 @@ def test_malformed_ocsp_is_an_ocsp_error_not_a_500(client, method, payload):
         response = client.post("/ocsp", data=payload, headers={"Content-Type": "application/ocsp-request"})
     else:
         response = client.get("/ocsp/" + payload)
-    assert response.status_code == 400 and response.mimetype == "application/ocsp-response"
+    assert response.status_code == 200 and response.mimetype == "application/ocsp-response"  # RFC 6960 A.1
     assert ocsp.load_der_ocsp_response(response.data).response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 
 
@@ -388,3 +388,25 @@ def test_a_change_that_lost_a_race_is_refused(app, db):
     with pytest.raises(certificates.TransitionRefused):
         certificates.apply_change(db, None, change, holder_id, "", 2.0)
     assert status(db) == "revoked"
+
+
+@pytest.mark.parametrize(("length", "well_formed"), [(1, True), (32, True), (33, False), (64, False)])
+def test_a_nonce_over_32_octets_is_a_malformed_request(client, app, db, length, well_formed):
+    response = client.post("/ocsp", data=ocsp_request_for(app, db, nonce=os.urandom(length)),
+                           headers={"Content-Type": "application/ocsp-request"})
+    answer = ocsp.load_der_ocsp_response(response.data)
+    assert response.status_code == 200
+    expected = ocsp.OCSPResponseStatus.SUCCESSFUL if well_formed else ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+    assert answer.response_status == expected
+
+
+def test_the_ca_certificate_is_served_and_named_in_each_certificate(client, app, db):
+    response = client.get("/ca.crt")
+    assert response.status_code == 200 and response.mimetype == "application/pkix-cert"
+    served = x509.load_der_x509_certificate(response.data)
+    assert served == ca.load_ca(Path(app.instance_path)).cert
+    cert = x509.load_der_x509_certificate(own(db)["der"])
+    access = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    issuers = [entry.access_location.value for entry in access
+               if entry.access_method == x509.oid.AuthorityInformationAccessOID.CA_ISSUERS]
+    assert issuers == ["http://127.0.0.1:5000/ca.crt"]

@@ -11,6 +11,7 @@ from flask_babel import format_date
 from kamusm import audit, auth, ca, pinpuk, storage
 from kamusm.certificates import (
     ACTION_LABELS,
+    CA_CERT_MIMETYPE,
     CRL_MIMETYPE,
     DONE_MESSAGES,
     OCSP_RESPONSE_MIMETYPE,
@@ -92,6 +93,15 @@ def certificate():
     return rendering.redirect_to("certificates.certificate")
 
 
+@bp.get("/ca.crt")
+def ca_certificate():
+    """The CA certificate (DER, RFC 5280 4.2.2.1 caIssuers), for relying parties building the chain."""
+    authority = _authority()
+    if authority is None:
+        abort(404)
+    return Response(ca.certificate_der(authority.cert), mimetype=CA_CERT_MIMETYPE)
+
+
 @bp.get("/crl.der")
 def crl():
     authority = _authority()
@@ -105,8 +115,11 @@ def _ocsp_answer(request_der: bytes) -> Response:
     if authority is None:
         return Response(ca.unauthorized_response(), status=404, mimetype=OCSP_RESPONSE_MIMETYPE)
     db = get_db()
-    answer, well_formed = ca.answer_ocsp(authority, request_der, lambda serial: ocsp_status(db, serial), current.now())
-    return Response(answer, status=200 if well_formed else 400, mimetype=OCSP_RESPONSE_MIMETYPE)
+    # RFC 6960 2.3 and A.1: a malformed request is answered with an OCSPResponse saying so, over HTTP 200,
+    # so a client can show the responder's verdict rather than a transport error.
+    answer, _well_formed = ca.answer_ocsp(authority, request_der, lambda serial: ocsp_status(db, serial),
+                                          current.now())
+    return Response(answer, status=200, mimetype=OCSP_RESPONSE_MIMETYPE)
 
 
 @bp.get("/ocsp/<path:encoded>")
