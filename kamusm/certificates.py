@@ -18,14 +18,18 @@ Security assumptions:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
 from flask_babel import lazy_gettext as _l
 
 from kamusm import audit, ca, storage
@@ -222,6 +226,29 @@ def current_crl(db, authority: ca.Authority, now: float) -> bytes:
     if state is None or not 0 <= now - state["this_update"] < CRL_REFRESH_SECONDS:
         return publish_crl(db, authority, now)
     return state["der"]
+
+
+def cache_headers(body: bytes, this_update: datetime, next_update: datetime | None, now: float) -> dict[str, str]:
+    """RFC 5019 6.2: a CRL or a successful OCSP answer may be cached by anyone until its nextUpdate,
+    and then must be fetched again; without a nextUpdate it is not stored."""
+    if next_update is None or next_update.timestamp() <= now:
+        return {"Cache-Control": "no-store"}
+    return {"Cache-Control": f"max-age={int(next_update.timestamp() - now)}, public, no-transform, must-revalidate",
+            "Last-Modified": format_datetime(this_update, usegmt=True),
+            "Expires": format_datetime(next_update, usegmt=True),
+            "ETag": '"' + hashlib.sha256(body).hexdigest()[:32] + '"'}
+
+
+def crl_cache_headers(der: bytes, now: float) -> dict[str, str]:
+    crl = x509.load_der_x509_crl(der)
+    return cache_headers(der, crl.last_update_utc, crl.next_update_utc, now)
+
+
+def ocsp_cache_headers(der: bytes, now: float) -> dict[str, str]:
+    answer = ocsp.load_der_ocsp_response(der)
+    if answer.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return {"Cache-Control": "no-store"}
+    return cache_headers(der, answer.this_update_utc, answer.next_update_utc, now)
 
 
 def ocsp_status(db, serial: int) -> ca.CertStatus | None:

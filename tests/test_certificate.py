@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -410,3 +411,23 @@ def test_the_ca_certificate_is_served_and_named_in_each_certificate(client, app,
     issuers = [entry.access_location.value for entry in access
                if entry.access_method == x509.oid.AuthorityInformationAccessOID.CA_ISSUERS]
     assert issuers == ["http://127.0.0.1:5000/ca.crt"]
+
+
+def test_crl_and_ocsp_get_answers_are_cacheable_until_next_update(client, app, db, clock):
+    from email.utils import parsedate_to_datetime
+
+    crl_response = client.get("/crl.der")
+    crl = x509.load_der_x509_crl(crl_response.data)
+    cache = crl_response.headers["Cache-Control"]
+    assert "public" in cache and "must-revalidate" in cache and "no-store" not in cache
+    assert int(re.search(r"max-age=(\d+)", cache).group(1)) == int(crl.next_update_utc.timestamp() - clock())
+    assert parsedate_to_datetime(crl_response.headers["Expires"]) == crl.next_update_utc
+    assert crl_response.headers["ETag"] and "Set-Cookie" not in crl_response.headers
+    encoded = base64.b64encode(ocsp_request_for(app, db)).decode()
+    got = client.get("/ocsp/" + encoded)
+    answer = ocsp.load_der_ocsp_response(got.data)
+    assert parsedate_to_datetime(got.headers["Expires"]) == answer.next_update_utc
+    assert "public" in got.headers["Cache-Control"]
+    posted = client.post("/ocsp", data=ocsp_request_for(app, db), headers={"Content-Type": "application/ocsp-request"})
+    assert posted.headers["Cache-Control"] == "no-store"  # RFC 5019 caches GET answers only
+    assert client.get("/ocsp/AAAA").headers["Cache-Control"] == "no-store"  # a malformedRequest is not kept

@@ -24,7 +24,9 @@ from kamusm.web.locale import LANGUAGE_COOKIE, LANGUAGE_COOKIE_SECONDS
 
 CSP = "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 HSTS_SECONDS = 365 * 24 * 3600
-CACHED_ENDPOINTS = frozenset({"static", "branding.logo"})  # the same for everyone: they set their own caching
+# The same for everyone: they set their own caching (the CRL and OCSP GET answers until nextUpdate, RFC 5019 6).
+CACHED_ENDPOINTS = frozenset({"static", "branding.logo", "certificates.crl", "certificates.ocsp_get",
+                              "certificates.ca_certificate"})
 
 
 def refuse_cross_site() -> None:

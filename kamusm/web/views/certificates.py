@@ -23,7 +23,9 @@ from kamusm.certificates import (
     TransitionRefused,
     allowed_actions,
     apply_change,
+    crl_cache_headers,
     current_crl,
+    ocsp_cache_headers,
     ocsp_status,
     portal_authority,
     read_change,
@@ -99,7 +101,8 @@ def ca_certificate():
     authority = _authority()
     if authority is None:
         abort(404)
-    return Response(ca.certificate_der(authority.cert), mimetype=CA_CERT_MIMETYPE)
+    return Response(ca.certificate_der(authority.cert), mimetype=CA_CERT_MIMETYPE,
+                    headers={"Cache-Control": "max-age=86400, public"})
 
 
 @bp.get("/crl.der")
@@ -107,10 +110,11 @@ def crl():
     authority = _authority()
     if authority is None:
         abort(404)
-    return Response(current_crl(get_db(), authority, current.now()), mimetype=CRL_MIMETYPE)
+    der = current_crl(get_db(), authority, current.now())
+    return Response(der, mimetype=CRL_MIMETYPE, headers=crl_cache_headers(der, current.now()))
 
 
-def _ocsp_answer(request_der: bytes) -> Response:
+def _ocsp_answer(request_der: bytes, cacheable: bool = False) -> Response:
     authority = _authority()
     if authority is None:
         return Response(ca.unauthorized_response(), status=404, mimetype=OCSP_RESPONSE_MIMETYPE)
@@ -119,7 +123,8 @@ def _ocsp_answer(request_der: bytes) -> Response:
     # so a client can show the responder's verdict rather than a transport error.
     answer, _well_formed = ca.answer_ocsp(authority, request_der, lambda serial: ocsp_status(db, serial),
                                           current.now())
-    return Response(answer, status=200, mimetype=OCSP_RESPONSE_MIMETYPE)
+    headers = ocsp_cache_headers(answer, current.now()) if cacheable else {}
+    return Response(answer, status=200, mimetype=OCSP_RESPONSE_MIMETYPE, headers=headers)
 
 
 @bp.get("/ocsp/<path:encoded>")
@@ -129,7 +134,7 @@ def ocsp_get(encoded: str):
         request_der = base64.b64decode(encoded, validate=True)
     except ValueError:
         request_der = b""
-    return _ocsp_answer(request_der)
+    return _ocsp_answer(request_der, cacheable=True)
 
 
 @bp.post("/ocsp")
