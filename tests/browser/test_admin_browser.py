@@ -20,9 +20,10 @@ import pyotp
 import pytest
 from flask_babel import force_locale, gettext
 
-from kamusm import operators, storage
+from kamusm import operators, roster, storage
 from kamusm.demo import DEMO_HOLDERS
 from tests.conftest import open_db, with_demo_certificates
+from tests.test_roster import GOOD, HEADER
 
 try:
     from playwright.sync_api import expect
@@ -47,6 +48,15 @@ FILTER_BUTTON = "#admin_audit_list .audit-filters button[type=submit]:not([forma
 ADD_OPERATOR_BUTTON = "#admin_operators_list form[action$='/admin/operators'] button[type=submit]"
 ENROL_LINK = re.compile(r"^https?://[^/]+/admin/enrol/[A-Za-z0-9_-]{43}$")
 SUSPEND_BUTTON = "#admin_holder_view form.suspend-form button[type=submit]"
+UPLOAD_BUTTON = "#admin_import_form .actions button[type=submit]"
+ROTATE_BUTTON = "#admin_vault_view .actions button[type=submit]"
+IMPORTED = ("10000000450", "10000000528")  # the identities of GOOD
+# Line 3 fails the identity checksum; line 4 has a phone too short and an e-mail outside the domains.
+BAD_LINES = [
+    "10000000451,Bad Checksum,+905430000012,x@demo.edu.tr,15000012,2015-01-01,1234,12345678,\n",
+    "10000000537,Kisa Telefon,+90543,kisa.telefon@example.com,15000013,2015-01-01,1234,12345678,\n",
+]
+JOB_WAIT_MS = 60_000  # the import hashes every PIN and PUK in a thread of its own; the page polls every 1 s
 
 
 class Console:
@@ -380,4 +390,91 @@ def test_the_outgoing_messages_show_no_body_or_code(lang, tour, page, live_serve
     assert re.search(r"\b\d{6}\b", screen.inner_text()) is None
     expect(screen.get_by_role("button", name=console.text("Bekleyenleri şimdi yeniden dene"))).to_have_count(0)
     tour.check("outgoing messages", "#admin_mail_list .table-scroll")
+    tour.assert_clean()
+
+
+def roster_problems(app, text: str, lang: str) -> list[tuple[int, str]]:
+    """The (line, reason) pairs the portal names for `text`, its reasons in `lang`."""
+    with app.test_request_context(), force_locale(lang), pytest.raises(roster.RosterError) as refused:
+        roster.parse_roster(text, app.config["KAMUSM_EMAIL_DOMAINS"])
+    return refused.value.problems
+
+
+@LANGUAGES
+def test_an_operator_imports_a_roster_after_a_refused_one(lang, tour, page, live_server, tmp_path):
+    console = Console(page, live_server, lang, "yukleyici", "operator")
+    console.enrol()
+    console.log_in()
+    page.locator(".admin-nav").get_by_role("link", name=console.text("Kart Listesi Yükle"), exact=True).click()
+    page.wait_for_url(url_path("/admin/import"))
+    expect(page.locator("#admin_import_form h1")).to_have_text(console.text("Kart Listesi Yükle"))
+    tour.check("import form", UPLOAD_BUTTON)
+
+    bad_text = HEADER + GOOD[0] + "".join(BAD_LINES)
+    problems = roster_problems(live_server.app, bad_text, lang)
+    assert [line for line, _ in problems] == [3, 4]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(bad_text, encoding="utf-8")
+    page.set_input_files("#roster", bad)
+    page.locator(UPLOAD_BUTTON).click()
+    screen = page.locator("#admin_import_form")
+    expect(screen.locator(".alert-error")).to_have_text(console.text(
+        "Hiçbir satır içe aktarılmadı: %(n)d satır hatalı. Düzeltip dosyayı yeniden yükleyiniz.", n=2))
+    expect(page.get_by_role("list", name=console.text("Hatalı satırlar"), exact=True).locator("li")).to_have_text(
+        [console.text("Satır %(line)d: %(reason)s", line=line, reason=reason) for line, reason in problems])
+    assert "12345678" not in page.content(), "a PUK of the file is on the page"
+    tour.check("import, bad lines", UPLOAD_BUTTON)
+    with open_db(live_server.app) as db:
+        assert all(storage.holders.find_holder(db, identity) is None for identity in IMPORTED)
+
+    good = tmp_path / "good.csv"
+    good.write_text(HEADER + "".join(GOOD), encoding="utf-8")
+    page.set_input_files("#roster", good)
+    page.locator(UPLOAD_BUTTON).click()
+    checked = page.locator("#admin_import_checked")
+    expect(checked.locator(".alert-info")).to_have_text(
+        console.text("Bütün satırlar geçerli: %(n)d satır içe aktarılmaya hazır.", n=len(GOOD)) + " "
+        + console.text("%(n)d kart sahibinin güvenlik sözcüğü yok; onlara etkinleştirme bağlantısı gönderiniz.",
+                       n=1))
+    start = "#admin_import_checked .actions button[type=submit]"
+    tour.check("import, checked", start)
+    with open_db(live_server.app) as db:
+        assert all(storage.holders.find_holder(db, identity) is None for identity in IMPORTED)
+
+    page.get_by_role("button", name=console.text("İçe Aktar"), exact=True).click()
+    done = page.locator("#admin_import_done")
+    expect(done.locator(".alert-info")).to_have_text(
+        console.text("İçe aktarma tamamlandı: %(n)d satır kaydedildi.", n=len(GOOD)), timeout=JOB_WAIT_MS)
+    tour.check("import, done", "#admin_import_done .alert-info + p a")
+    with open_db(live_server.app) as db:
+        holders = [storage.holders.find_holder(db, identity) for identity in IMPORTED]
+    assert [holder and holder["name"] for holder in holders] == ["Deniz Aydın", "Ali Veli"]
+    tour.assert_clean()
+
+
+@LANGUAGES
+def test_an_admin_rotates_the_vault_key(lang, tour, page, live_server):
+    console = Console(page, live_server, lang, "kasaci", "admin")
+    console.enrol()
+    console.log_in()
+    page.locator(".admin-nav").get_by_role("link", name=console.text("Kasa Anahtarı"), exact=True).click()
+    page.wait_for_url(url_path("/admin/vault"))
+    facts = page.locator("#admin_vault_view dl.card-facts dd")
+    expect(facts.first).to_have_text(re.compile(r"^[0-9a-f]{16}$"))
+    old_id, records = facts.nth(0).inner_text(), int(facts.nth(1).inner_text())
+    assert records > 0
+    tour.check("vault", ROTATE_BUTTON)
+
+    page.get_by_role("button", name=console.text("Anahtarı Döndür"), exact=True).click()
+    done = page.locator("#admin_vault_done")
+    expect(done.locator(".alert-info")).to_have_text(console.text(
+        "Anahtar döndürüldü: %(n)d kayıt yeni anahtarla yeniden sarıldı.", n=records), timeout=JOB_WAIT_MS)
+    tour.check("vault, rotated", "#admin_vault_done .alert-info + p a")
+
+    done.locator(".alert-info + p").get_by_role("link", name=console.text("Kasa Anahtarı"), exact=True).click()
+    page.wait_for_url(url_path("/admin/vault"))
+    expect(facts.first).to_have_text(re.compile(r"^[0-9a-f]{16}$"))
+    expect(facts.first).not_to_have_text(old_id)
+    expect(page.locator("#admin_vault_view [role=status]")).to_have_count(0)  # no half-done rotation left
+    tour.check("vault, new key", ROTATE_BUTTON)
     tour.assert_clean()
