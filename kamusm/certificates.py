@@ -154,7 +154,10 @@ def apply_change(db, authority: ca.Authority | None, change: Change, holder_id: 
     with storage.write(db, durable=True):
         row = storage.certificates.get_holder_certificate(db, holder_id, change.certificate["id"])
         status = next_status(row["status"], change.action)
-        storage.certificates.set_certificate_status(db, row["id"], change.action, status, change.reason, now)
+        # A revocation after a hold dates from the hold (RFC 5280 5.3.2's intent): the holder was told that
+        # signatures made while suspended do not count, so validation at any time since must say revoked.
+        since = row["status_changed_at"] if change.action == "revoke" and row["status"] == "suspended" else now
+        storage.certificates.set_certificate_status(db, row["id"], change.action, status, change.reason, now, since)
         audit.record(db, now, f"certificate.{change.action}", "ok", holder_id, ip, certificate_id=row["id"],
                      serial=row["serial_hex"], reason=change.reason, **detail)
         if authority is not None and row["serial_hex"]:

@@ -431,3 +431,24 @@ def test_crl_and_ocsp_get_answers_are_cacheable_until_next_update(client, app, d
     posted = client.post("/ocsp", data=ocsp_request_for(app, db), headers={"Content-Type": "application/ocsp-request"})
     assert posted.headers["Cache-Control"] == "no-store"  # RFC 5019 caches GET answers only
     assert client.get("/ocsp/AAAA").headers["Cache-Control"] == "no-store"  # a malformedRequest is not kept
+
+
+def test_a_revocation_after_a_hold_dates_from_the_hold(client, auth, app, db, clock):
+    from datetime import datetime, timezone
+
+    request_der = ocsp_request_for(app, db)
+    auth.login()
+    certificate_id = own(db)["id"]
+    post(client, "/certificate", action="suspend", certificate=certificate_id)
+    held_at = datetime.fromtimestamp(int(clock()), timezone.utc)
+    clock.advance(3 * 86400)  # three days on hold, then the holder logs in again and revokes
+    auth.login()
+    post(client, "/certificate", action="revoke", certificate=certificate_id, reason="keyCompromise", confirm="yes")
+    assert own(db)["status"] == "revoked"
+    crl = x509.load_der_x509_crl(client.get("/crl.der").data)
+    entry = crl.get_revoked_certificate_by_serial_number(int(own(db)["serial_hex"], 16))
+    assert entry.revocation_date_utc.replace(microsecond=0) == held_at
+    answer = ocsp.load_der_ocsp_response(client.post("/ocsp", data=request_der).data)
+    assert answer.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    assert answer.revocation_time_utc.replace(microsecond=0) == held_at
+    assert answer.revocation_reason == x509.ReasonFlags.key_compromise

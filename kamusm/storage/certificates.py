@@ -46,11 +46,12 @@ def latest_card_certificate(db: sqlite_utils.Database, card_serial: str) -> dict
 
 
 def set_certificate_status(db: sqlite_utils.Database, certificate_id: int, action: str, status: str, reason: str,
-                           now: float) -> None:
-    """Change the status and log the change for the export, in one transaction."""
+                           now: float, status_since: float | None = None) -> None:
+    """Change the status (in force from `status_since`, default now) and log the change for the export
+    (at now), in one transaction."""
     with write(db):
         db.execute("UPDATE certificates SET status = ?, reason = ?, status_changed_at = ? WHERE id = ?",
-                   [status, reason, now, certificate_id])
+                   [status, reason, now if status_since is None else status_since, certificate_id])
         db.execute("""INSERT INTO certificate_changes (certificate_id, at, action, status, reason)
                       VALUES (?, ?, ?, ?, ?)""", [certificate_id, now, action, status, reason])
 
