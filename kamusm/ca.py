@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -46,7 +46,6 @@ CA_SUBJECT = x509.Name([
 CA_NOT_BEFORE = datetime(2000, 1, 1, tzinfo=timezone.utc)
 CA_VALIDITY_DAYS = 30 * 365
 CERT_VALIDITY_DAYS = 3 * 365
-DEMO_MIN_REMAINING_DAYS = 2 * 365
 CRL_VALIDITY_SECONDS = 24 * 3600
 OCSP_VALIDITY_SECONDS = 600
 MAX_NONCE_BYTES = 32
@@ -186,21 +185,15 @@ def create_ca(instance_path: Path, now: float) -> tuple[Authority, bool]:
     return load_ca(instance_path), created
 
 
-def certificate_validity(cert_issued: str, now: float, ca_not_after: datetime) -> tuple[datetime, datetime]:
-    """From the card's issue date (YYYY-MM-DD) for CERT_VALIDITY_DAYS, stretched to stay valid
-    DEMO_MIN_REMAINING_DAYS past `now`, never past the CA's own end.
-
-    A demo card from 2009 would otherwise be long expired, and `openssl verify`
-    would then fail for expiry, hiding what the demo is about: revocation.
-    """
-    issued = date.fromisoformat(cert_issued)
-    not_before = datetime(issued.year, issued.month, issued.day, tzinfo=timezone.utc)
-    not_after = max(not_before + timedelta(days=CERT_VALIDITY_DAYS),
-                    _utc(now) + timedelta(days=DEMO_MIN_REMAINING_DAYS))
-    return not_before, min(not_after, ca_not_after)
+def certificate_validity(now: float, ca_not_after: datetime) -> tuple[datetime, datetime]:
+    """From the start of today (UTC, so a relying party's clock a little behind still sees it valid) for
+    CERT_VALIDITY_DAYS, never past the CA's own end. The card's own issue date stays the card's: a
+    certificate issued today does not claim to have existed since then."""
+    today = _utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today, min(today + timedelta(days=CERT_VALIDITY_DAYS), ca_not_after)
 
 
-def issue_certificate(authority: Authority, name: str, card_serial: str, cert_issued: str, public_url: str,
+def issue_certificate(authority: Authority, name: str, card_serial: str, public_url: str,
                       now: float) -> x509.Certificate:
     """A signing certificate for one card: CN = holder name, serialNumber = card serial.
 
@@ -209,7 +202,7 @@ def issue_certificate(authority: Authority, name: str, card_serial: str, cert_is
     identity number is a personal datum that need not.
     """
     subject_key = ec.generate_private_key(ec.SECP256R1()).public_key()  # private half dropped here
-    not_before, not_after = certificate_validity(cert_issued, now, authority.cert.not_valid_after_utc)
+    not_before, not_after = certificate_validity(now, authority.cert.not_valid_after_utc)
     issuer_ski = authority.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     return (x509.CertificateBuilder()
             .subject_name(x509.Name([

@@ -199,8 +199,7 @@ def add_missing_certificates(db, authority: ca.Authority | None, public_url: str
                     db, card["holder_id"], card["serial"], None, None, _timestamp(card["cert_issued"]), None, now)
                 serial = None
             else:
-                cert = ca.issue_certificate(authority, card["name"], card["serial"], card["cert_issued"],
-                                            public_url, now)
+                cert = ca.issue_certificate(authority, card["name"], card["serial"], public_url, now)
                 serial = ca.serial_hex(cert.serial_number)
                 certificate_id = storage.certificates.insert_certificate(
                     db, card["holder_id"], card["serial"], serial, cert.public_bytes(Encoding.DER),

@@ -41,8 +41,8 @@ def ocsp_request(cert: x509.Certificate, issuer: x509.Certificate, nonce: bytes 
     return builder.build().public_bytes(serialization.Encoding.DER)
 
 
-def issue(authority: ca.Authority, cert_issued: str = "2014-03-12", now: float = NOW) -> x509.Certificate:
-    return ca.issue_certificate(authority, SELIN["name"], SELIN["card_serial"], cert_issued, PUBLIC_URL, now)
+def issue(authority: ca.Authority, now: float = NOW) -> x509.Certificate:
+    return ca.issue_certificate(authority, SELIN["name"], SELIN["card_serial"], PUBLIC_URL, now)
 
 
 def test_root_is_a_clearly_named_demo_ca_with_a_private_key_file(tmp_path, authority):
@@ -90,30 +90,26 @@ def test_end_entity_certificate_fields(authority):
         (AuthorityInformationAccessOID.CA_ISSUERS, f"{PUBLIC_URL}/ca.crt")]
     points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     assert points[0].full_name[0].value == f"{PUBLIC_URL}/crl.der"
-    assert cert.not_valid_before_utc == datetime(2014, 3, 12, tzinfo=timezone.utc)
+    today = datetime.fromtimestamp(NOW, timezone.utc).replace(hour=0, minute=0, second=0)
+    assert cert.not_valid_before_utc == today  # issued today, whatever the card's own date
     assert issue(authority).public_key() != cert.public_key()  # a fresh key every time
 
 
 def test_urls_default_to_the_local_portal(authority):
-    cert = ca.issue_certificate(authority, "A B", "1", "2020-01-01", "", NOW)
+    cert = ca.issue_certificate(authority, "A B", "1", "", NOW)
     aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     assert aia[0].access_location.value == "http://127.0.0.1:5000/ocsp"
 
 
-@pytest.mark.parametrize("cert_issued, now, expected_after", [
-    ("2025-09-15", NOW, datetime(2025, 9, 15, tzinfo=timezone.utc) + timedelta(days=ca.CERT_VALIDITY_DAYS)),
-    ("2009-06-01", NOW, datetime.fromtimestamp(NOW, timezone.utc) + timedelta(days=ca.DEMO_MIN_REMAINING_DAYS)),
-])
-def test_validity_runs_from_the_card_date_and_stays_ahead_of_now(cert_issued, now, expected_after):
-    far = datetime(2100, 1, 1, tzinfo=timezone.utc)
-    not_before, not_after = ca.certificate_validity(cert_issued, now, far)
-    assert not_before.date().isoformat() == cert_issued
-    assert not_after == expected_after
+def test_validity_runs_three_years_from_today():
+    not_before, not_after = ca.certificate_validity(NOW, datetime(2100, 1, 1, tzinfo=timezone.utc))
+    assert not_before <= datetime.fromtimestamp(NOW, timezone.utc) < not_before + timedelta(days=1)
+    assert not_after == not_before + timedelta(days=ca.CERT_VALIDITY_DAYS)
 
 
 def test_validity_never_outlives_the_ca():
     ca_end = datetime(2027, 1, 1, tzinfo=timezone.utc)
-    assert ca.certificate_validity("2026-01-01", NOW, ca_end)[1] == ca_end
+    assert ca.certificate_validity(NOW, ca_end)[1] == ca_end
 
 
 def test_serial_hex_matches_openssl_spelling():

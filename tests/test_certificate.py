@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -60,13 +61,14 @@ def wrong_code(app) -> str:
     return "000000" if latest_code(app) != "000000" else "111111"
 
 
-def test_list_shows_serial_validity_status_and_the_final_warning(client, auth, db):
+def test_list_shows_serial_validity_status_and_the_final_warning(client, auth, db, clock):
     auth.login()
     response = client.get("/certificate")
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     row = own(db)
-    for text in (row["serial_hex"], "14*****", "Geçerli", "2014", "Askıya Al", "İptal Et", "İptal Nedeni",
+    issued_year = str(datetime.fromtimestamp(clock(), timezone.utc).year)  # issued today, not on the card's date
+    for text in (row["serial_hex"], "14*****", "Geçerli", issued_year, "Askıya Al", "İptal Et", "İptal Nedeni",
                  "İptal işlemi kalıcıdır", "geri alınamayacağını anladım"):
         assert text in page
     assert "Askıyı Kaldır" not in page
@@ -434,8 +436,6 @@ def test_crl_and_ocsp_get_answers_are_cacheable_until_next_update(client, app, d
 
 
 def test_a_revocation_after_a_hold_dates_from_the_hold(client, auth, app, db, clock):
-    from datetime import datetime, timezone
-
     request_der = ocsp_request_for(app, db)
     auth.login()
     certificate_id = own(db)["id"]
