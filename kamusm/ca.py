@@ -31,6 +31,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+from pyasn1.codec.der import decoder as der_decoder
+from pyasn1.codec.der import encoder as der_encoder
+from pyasn1.error import PyAsn1Error
+from pyasn1.type import univ
+from pyasn1_modules import rfc6960
 
 from kamusm.keys import KEY_FILE_MODE
 
@@ -49,6 +54,7 @@ CERT_VALIDITY_DAYS = 3 * 365
 CRL_VALIDITY_SECONDS = 24 * 3600
 OCSP_VALIDITY_SECONDS = 600
 MAX_NONCE_BYTES = 32
+MAX_CERTS_PER_REQUEST = 20
 SIGNATURE_HASH = hashes.SHA256()
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
 
@@ -285,30 +291,77 @@ def answer_ocsp(authority: Authority, request_der: bytes, lookup: Callable[[int]
                 now: float) -> tuple[bytes, bool]:
     """Answer one DER OCSP request; return (DER response, request was well formed).
 
-    good / revoked (with time and reason; a suspended certificate is revoked
-    with certificateHold) / unknown for a serial `lookup` does not know or a
-    CertID naming another issuer. The nonce is echoed when the request has one.
-    A request that does not parse, names a hash this library lacks, repeats an
-    extension, carries a nonce outside 1..32 octets (RFC 8954) or asks about more
-    than one certificate gets "malformedRequest".
+    One SingleResponse per certificate asked about (RFC 6960 4.2.2.3), at most MAX_CERTS_PER_REQUEST:
+    good / revoked (with time and reason; a suspended certificate is revoked with certificateHold) /
+    unknown for a serial `lookup` does not know or a CertID naming another issuer. The nonce is
+    echoed when the request has one. A request that does not parse, names a hash this library lacks,
+    repeats an extension, carries a nonce outside 1..32 octets (RFC 8954) or asks about too many
+    certificates gets "malformedRequest".
     """
     try:
-        request = ocsp.load_der_ocsp_request(request_der)
-        algorithm = request.hash_algorithm
-        serial = request.serial_number
-        asked_name_hash, asked_key_hash = request.issuer_name_hash, request.issuer_key_hash
-        nonce = next((extension.value.nonce for extension in request.extensions
-                      if isinstance(extension.value, x509.OCSPNonce)), None)
-        if {len(asked_name_hash), len(asked_key_hash)} != {algorithm.digest_size}:
-            raise ValueError("the CertID hashes do not have the length of their algorithm")
-        if serial < 0:
-            raise ValueError("a certificate serial number is positive (RFC 5280 4.1.2.2)")
-        if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE_BYTES:
-            raise ValueError("an OCSP nonce is 1 to 32 octets (RFC 8954 2.1)")
-        ours = _issuer_hashes(authority, algorithm) == (asked_name_hash, asked_key_hash)
-    except (ValueError, NotImplementedError, UnsupportedAlgorithm, x509.DuplicateExtension):
-        # NotImplementedError: cryptography's answer to a request for several certificates.
+        answers = [_answer_one(authority, ocsp.load_der_ocsp_request(part), lookup, now)
+                   for part in _single_requests(request_der)]
+    except (ValueError, NotImplementedError, UnsupportedAlgorithm, x509.DuplicateExtension, PyAsn1Error):
         return malformed_response(), False
+    return answers[0] if len(answers) == 1 else _merged(authority, answers), True
+
+
+def _single_requests(request_der: bytes) -> list[bytes]:
+    """The request as requests for one certificate each (cryptography reads only those), same extensions."""
+    request, rest = der_decoder.decode(request_der, asn1Spec=rfc6960.OCSPRequest())
+    if rest:
+        raise ValueError("bytes after the OCSP request")
+    asked = list(request["tbsRequest"]["requestList"])
+    if len(asked) == 1:
+        return [request_der]
+    if not 1 <= len(asked) <= MAX_CERTS_PER_REQUEST:
+        raise ValueError("an OCSP request for no certificate, or for too many")
+    tbs = request["tbsRequest"]
+    # Re-encoded around each single Request as it stood: the optional parts keep their own tags.
+    head = b"".join(der_encoder.encode(tbs[name]) for name in ("version", "requestorName")
+                    if tbs[name].isValue and not (name == "version" and int(tbs[name]) == 0))
+    tail = der_encoder.encode(tbs["requestExtensions"]) if tbs["requestExtensions"].isValue else b""
+    return [_der(0x30, _der(0x30, head + _der(0x30, der_encoder.encode(single)) + tail)) for single in asked]
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    """One DER tag-length-value."""
+    if len(content) < 0x80:
+        return bytes([tag, len(content)]) + content
+    length = len(content).to_bytes((len(content).bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + content
+
+
+def _merged(authority: Authority, answers: list[bytes]) -> bytes:
+    """The first answer carrying every answer's SingleResponse, signed anew over the whole ResponseData."""
+    def basic_of(answer: bytes):
+        outer, _ = der_decoder.decode(answer, asn1Spec=rfc6960.OCSPResponse())
+        basic, _ = der_decoder.decode(outer["responseBytes"]["response"], asn1Spec=rfc6960.BasicOCSPResponse())
+        return outer, basic
+
+    outer, basic = basic_of(answers[0])
+    for answer in answers[1:]:
+        basic["tbsResponseData"]["responses"].append(basic_of(answer)[1]["tbsResponseData"]["responses"][0])
+    signature = authority.key.sign(der_encoder.encode(basic["tbsResponseData"]), ec.ECDSA(SIGNATURE_HASH))
+    basic["signature"] = univ.BitString.fromOctetString(signature)
+    outer["responseBytes"]["response"] = univ.OctetString(der_encoder.encode(basic))
+    return der_encoder.encode(outer)
+
+
+def _answer_one(authority: Authority, request: ocsp.OCSPRequest, lookup: Callable[[int], CertStatus | None],
+                now: float) -> bytes:
+    algorithm = request.hash_algorithm
+    serial = request.serial_number
+    asked_name_hash, asked_key_hash = request.issuer_name_hash, request.issuer_key_hash
+    nonce = next((extension.value.nonce for extension in request.extensions
+                  if isinstance(extension.value, x509.OCSPNonce)), None)
+    if {len(asked_name_hash), len(asked_key_hash)} != {algorithm.digest_size}:
+        raise ValueError("the CertID hashes do not have the length of their algorithm")
+    if serial < 0:
+        raise ValueError("a certificate serial number is positive (RFC 5280 4.1.2.2)")
+    if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE_BYTES:
+        raise ValueError("an OCSP nonce is 1 to 32 octets (RFC 8954 2.1)")
+    ours = _issuer_hashes(authority, algorithm) == (asked_name_hash, asked_key_hash)
     status = lookup(serial) if ours else None
     if status is None:
         cert_status, revoked_at, reason = ocsp.OCSPCertStatus.UNKNOWN, None, None
@@ -324,4 +377,4 @@ def answer_ocsp(authority: Authority, request_der: bytes, lookup: Callable[[int]
                .certificates([authority.cert]))
     if nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-    return builder.sign(authority.key, SIGNATURE_HASH).public_bytes(serialization.Encoding.DER), True
+    return builder.sign(authority.key, SIGNATURE_HASH).public_bytes(serialization.Encoding.DER)

@@ -201,8 +201,28 @@ def tlvs(der: bytes) -> list[tuple[int, bytes]]:
     return found
 
 
+def test_ocsp_requests_for_several_certificates_get_a_single_response_each_and_too_many_are_malformed(authority):
+    """RFC 6960 4.2.2.3. OCSPRequest { TBSRequest { requestList, [2] requestExtensions } }, rebuilt
+    with the requestList's one Request repeated."""
+    cert = issue(authority)
+    single = ocsp_request(cert, authority.cert, os.urandom(16))
+    (_, tbs), = tlvs(tlvs(single)[0][1])
+    (list_tag, request_list), (extensions_tag, extensions) = tlvs(tbs)
+
+    def repeated(times: int) -> bytes:
+        return tlv(0x30, tlv(0x30, tlv(list_tag, request_list * times) + tlv(extensions_tag, extensions)))
+
+    response, well_formed = answer(authority, repeated(3))
+    assert well_formed and len(list(response.responses)) == 3
+    assert {single.serial_number for single in response.responses} == {cert.serial_number}
+    authority.cert.public_key().verify(response.signature, response.tbs_response_bytes,
+                                       ec.ECDSA(response.signature_hash_algorithm))
+    response, well_formed = answer(authority, repeated(ca.MAX_CERTS_PER_REQUEST + 1))
+    assert not well_formed and response.response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
 def test_ocsp_requests_cryptography_refuses_get_malformed_request(authority):
-    """OCSPRequest { TBSRequest { requestList, [2] requestExtensions } }, rebuilt with one part doubled;
+    """OCSPRequest { TBSRequest { requestList, [2] requestExtensions } }, rebuilt with the nonce doubled;
     and a CertID with a negative serial number, which no certificate has."""
     cert = issue(authority)
     single = ocsp_request(cert, authority.cert, os.urandom(16))
@@ -211,11 +231,10 @@ def test_ocsp_requests_cryptography_refuses_get_malformed_request(authority):
     (_, tbs), = tlvs(tlvs(single)[0][1])
     (list_tag, request_list), (extensions_tag, extensions) = tlvs(tbs)
     (_, extension_list), = tlvs(extensions)
-    two_requests = tlv(0x30, tlv(0x30, tlv(list_tag, request_list * 2) + tlv(extensions_tag, extensions)))
     two_nonces = tlv(0x30, tlv(0x30, tlv(list_tag, request_list) + tlv(extensions_tag, tlv(0x30, extension_list * 2))))
     assert tlv(0x30, tlv(0x30, tlv(list_tag, request_list) + tlv(extensions_tag, extensions))) == single
     assert negative != single
-    for request_der in (two_requests, two_nonces, negative):
+    for request_der in (two_nonces, negative):
         response, well_formed = answer(authority, request_der)
         assert not well_formed and response.response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 

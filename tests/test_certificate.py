@@ -452,3 +452,40 @@ def test_a_revocation_after_a_hold_dates_from_the_hold(client, auth, app, db, cl
     assert answer.certificate_status == ocsp.OCSPCertStatus.REVOKED
     assert answer.revocation_time_utc.replace(microsecond=0) == held_at
     assert answer.revocation_reason == x509.ReasonFlags.key_compromise
+
+
+def test_openssl_asks_about_two_certificates_and_gets_a_single_response_for_each(client, auth, app, db, tmp_path):
+    import subprocess
+
+    issuer = tmp_path / "ca.pem"
+    issuer.write_bytes(ca.load_ca(Path(app.instance_path)).cert.public_bytes(serialization.Encoding.PEM))
+    paths = []
+    for holder in (SELIN, KEMAL):
+        path = tmp_path / f"{holder['card_serial']}.pem"
+        path.write_bytes(x509.load_der_x509_certificate(own(db, holder)["der"]).public_bytes(
+            serialization.Encoding.PEM))
+        paths.append(path)
+    auth.login()
+    post(client, "/certificate", action="suspend", certificate=own(db)["id"])
+    certs = [arg for path in paths for arg in ("-cert", str(path))]
+    subprocess.run(["openssl", "ocsp", "-issuer", str(issuer), *certs, "-reqout", str(tmp_path / "req.der")],
+                   check=True, capture_output=True)
+    response = client.post("/ocsp", data=(tmp_path / "req.der").read_bytes(),
+                           headers={"Content-Type": "application/ocsp-request"})
+    assert response.status_code == 200
+    (tmp_path / "resp.der").write_bytes(response.data)
+    checked = subprocess.run(["openssl", "ocsp", "-respin", str(tmp_path / "resp.der"), "-issuer", str(issuer),
+                              "-CAfile", str(issuer), *certs, "-no_nonce"],
+                             capture_output=True, text=True)
+    report = checked.stdout + checked.stderr
+    assert checked.returncode == 0, report
+    assert "Response verify OK" in report
+    assert f"{paths[0]}: revoked" in report and "Reason: certificateHold" in report
+    assert f"{paths[1]}: good" in report
+    answer = ocsp.load_der_ocsp_response(response.data)
+    assert [single.certificate_status for single in answer.responses] == [ocsp.OCSPCertStatus.REVOKED,
+                                                                          ocsp.OCSPCertStatus.GOOD]
+    asked = subprocess.run(["openssl", "ocsp", "-reqin", str(tmp_path / "req.der"), "-req_text"],
+                           check=True, capture_output=True, text=True).stdout
+    nonce = answer.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+    assert nonce.hex().upper() in asked.replace(":", "")  # the request's nonce, echoed once for all
