@@ -489,3 +489,36 @@ def test_openssl_asks_about_two_certificates_and_gets_a_single_response_for_each
                            check=True, capture_output=True, text=True).stdout
     nonce = answer.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
     assert nonce.hex().upper() in asked.replace(":", "")  # the request's nonce, echoed once for all
+
+
+def test_a_relying_party_validating_inside_the_hold_sees_the_certificate_revoked(client, auth, app, db, clock):
+    """pyhanko-certvalidator, revocation required, at points in time before, inside and after the hold."""
+    import asyncio
+    from datetime import timedelta
+
+    from asn1crypto import crl as asn1_crl
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko_certvalidator import CertificateValidator, ValidationContext
+    from pyhanko_certvalidator.errors import RevokedError
+
+    auth.login()
+    certificate_id = own(db)["id"]
+    held_at = datetime.fromtimestamp(clock(), timezone.utc)
+    post(client, "/certificate", action="suspend", certificate=certificate_id)
+    clock.advance(3 * 86400)
+    auth.login()
+    post(client, "/certificate", action="revoke", certificate=certificate_id, reason="keyCompromise", confirm="yes")
+    root = asn1_x509.Certificate.load(ca.load_ca(Path(app.instance_path)).cert.public_bytes(
+        serialization.Encoding.DER))
+    crl = asn1_crl.CertificateList.load(client.get("/crl.der").data)
+    cert = asn1_x509.Certificate.load(own(db)["der"])
+
+    def validate_at(moment):
+        context = ValidationContext(trust_roots=[root], crls=[crl], moment=moment, allow_fetching=False,
+                                    revocation_mode="require", retroactive_revinfo=True)
+        return asyncio.run(CertificateValidator(cert, validation_context=context).async_validate_usage(set()))
+
+    assert validate_at(held_at - timedelta(hours=1))
+    for moment in (held_at + timedelta(hours=1), held_at + timedelta(days=2), held_at + timedelta(days=4)):
+        with pytest.raises(RevokedError):
+            validate_at(moment)
