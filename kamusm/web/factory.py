@@ -21,6 +21,7 @@ from kamusm.web.extensions import babel, csrf, limiter
 from kamusm.web.security import add_security_headers, refuse_cross_site
 from kamusm.web.sessions import SqliteSessionInterface
 from kamusm.web.views import (
+    activity,
     admin,
     admin_import,
     admin_staff,
@@ -92,8 +93,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _init_web(app)  # before CSRFProtect, so a cross-site POST is refused as such
     csrf.init_app(app)
     limiter.init_app(app)
-    for view in (login, menu, pin_puk, reset, unlock, profile, certificates, security, admin, admin_staff, admin_import,
-                 health, branding):
+    for view in (login, menu, activity, pin_puk, reset, unlock, profile, certificates, security, admin, admin_staff,
+                 admin_import, health, branding):
         app.register_blueprint(view.bp)
     app.config["KAMUSM_HELPER_DIST_DIR"] = str(helper_dist.dist_dir(app.config, instance_path))
     app.register_blueprint(helper_dist_views.bp)
