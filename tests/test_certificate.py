@@ -494,6 +494,7 @@ def test_openssl_asks_about_two_certificates_and_gets_a_single_response_for_each
 def test_a_relying_party_validating_inside_the_hold_sees_the_certificate_revoked(client, auth, app, db, clock):
     """pyhanko-certvalidator, revocation required, at points in time before, inside and after the hold."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
     from datetime import timedelta
 
     from asn1crypto import crl as asn1_crl
@@ -516,7 +517,11 @@ def test_a_relying_party_validating_inside_the_hold_sees_the_certificate_revoked
     def validate_at(moment):
         context = ValidationContext(trust_roots=[root], crls=[crl], moment=moment, allow_fetching=False,
                                     revocation_mode="require", retroactive_revinfo=True)
-        return asyncio.run(CertificateValidator(cert, validation_context=context).async_validate_usage(set()))
+        # In a thread of its own: Playwright's sync API, used by the browser tests in this process, keeps an
+        # event loop running in the main thread, where asyncio.run() refuses to start another.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(lambda: asyncio.run(CertificateValidator(
+                cert, validation_context=context).async_validate_usage(set()))).result()
 
     assert validate_at(held_at - timedelta(hours=1))
     for moment in (held_at + timedelta(hours=1), held_at + timedelta(days=2), held_at + timedelta(days=4)):
