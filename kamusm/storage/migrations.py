@@ -290,9 +290,55 @@ def _migration_9(db: sqlite_utils.Database) -> None:
     db.conn.executemany("UPDATE holders SET name_key = ? WHERE id = ?",
                         [(search_key(name), holder_id) for holder_id, name in names])
 
+def _migration_10(db: sqlite_utils.Database) -> None:
+    """Lost-card codes (hashed on the holder), expiry reminders (one row per certificate, threshold and channel, so
+    sending twice sends nothing twice), renewal requests, and the signed receipts holders download."""
+    db.execute("ALTER TABLE holders ADD COLUMN lost_code_hash TEXT")
+    db.execute("ALTER TABLE holders ADD COLUMN lost_code_issued_at REAL")
+    # Set when /lost spends the code: the code then in force is one nobody saw, until the holder makes a new one.
+    db.execute("ALTER TABLE holders ADD COLUMN lost_code_used_at REAL")
+    # The lost-card code's own failure counter: factor_failures' CHECK names only the login factors, and sharing
+    # failed_logins would let wrong codes on /lost lock the holder out of the login.
+    db.execute("ALTER TABLE holders ADD COLUMN lost_failures INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE holders ADD COLUMN lost_locked_until REAL NOT NULL DEFAULT 0")
+    db.execute("""
+        CREATE TABLE reminders (
+            id INTEGER PRIMARY KEY,
+            certificate_id INTEGER NOT NULL REFERENCES certificates(id),
+            days INTEGER NOT NULL,
+            channel TEXT NOT NULL CHECK (channel IN ('mail', 'sms')),
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
+            tries INTEGER NOT NULL DEFAULT 0,
+            next_try_at REAL NOT NULL,
+            sent_at REAL,
+            reason TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            UNIQUE (certificate_id, days, channel)
+        )""")
+    db.execute("CREATE INDEX reminders_pending ON reminders(state, next_try_at)")
+    db.execute("""
+        CREATE TABLE renewal_requests (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            certificate_id INTEGER NOT NULL REFERENCES certificates(id),
+            requested_at REAL NOT NULL,
+            state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'done')),
+            done_at REAL
+        )""")
+    db.execute("CREATE UNIQUE INDEX renewal_requests_open ON renewal_requests(certificate_id) WHERE state = 'open'")
+    db.execute("""
+        CREATE TABLE receipts (
+            id INTEGER PRIMARY KEY,
+            holder_id INTEGER NOT NULL REFERENCES holders(id),
+            kind TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            signed BLOB NOT NULL
+        )""")
+    db.execute("CREATE INDEX receipts_holder ON receipts(holder_id)")
+
 
 MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7,
-              _migration_8, _migration_9)
+              _migration_8, _migration_9, _migration_10)
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 
 from kamusm import audit, auth, storage, vault
 from kamusm.pinpuk import CONFIRM_VALUE, card_rows, mask, mask_serial, secrets_text
-from kamusm.web import current, guards, rendering, stepup
+from kamusm.web import current, guards, notify, rendering, stepup
 from kamusm.web.db import get_db
 from kamusm.web.forms import PinPukForm, StepUpForm
 
@@ -38,6 +38,7 @@ def _reveal():
     db, now, holder_id = get_db(), current.now(), session["holder_id"]
     rows = card_rows(db, vault.app_keyring(), holder_id)
     audit.record(db, now, "pinpuk.reveal", "ok", holder_id, current.client_ip(), cards=len(rows))
+    notify.alert_vault_use(holder_id, "pinpuk.reveal", _("PIN/PUK bilgileriniz portalda görüntülendi"))
     return _screen("revealed", rows=rows)
 
 
@@ -60,6 +61,7 @@ def save():
     if not rows:
         return _screen("masked", 409, _("Kayıtlı PIN/PUK bilgisi yok."))
     audit.record(db, now, "pinpuk.save", "ok", holder_id, current.client_ip(), cards=len(rows))
+    notify.alert_vault_use(holder_id, "pinpuk.save", _("PIN/PUK bilgileriniz portaldan dosya olarak indirildi"))
     stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%d")
     return Response(secrets_text(rows), mimetype="text/plain; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="pin-puk-{stamp}.txt"', "Cache-Control": "no-store"})
@@ -86,6 +88,7 @@ def delete():
         removed = vault.destroy_secrets(db, holder_id)
         storage.cards.mark_secrets_deleted(db, holder_id, now)
         audit.record(db, now, "pinpuk.delete", "ok", holder_id, current.client_ip(), secrets=removed)
+    notify.alert_vault_use(holder_id, "pinpuk.delete", _("PIN/PUK bilgileriniz portaldan kalıcı olarak silindi"))
     if rendering.is_htmx_partial():
         return _screen("deleted")
     return rendering.redirect_to("pinpuk.pin_puk")

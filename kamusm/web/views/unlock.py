@@ -30,7 +30,7 @@ from kamusm.unlock import (
     screen_state,
     uses_this_today,
 )
-from kamusm.web import current, guards, rendering, stepup
+from kamusm.web import current, guards, notify, rendering, stepup
 from kamusm.web.db import get_db
 from kamusm.web.extensions import limiter
 from kamusm.web.forms import OutcomeForm, PairForm, PairStartForm, PinOperationForm, SealForm, StepUpForm
@@ -258,8 +258,9 @@ def seal_for_helper():
         sealed, seal_id = sealing.seal_puk(helper_key, card["serial"], puk, now)
         storage.helper_keys.touch_helper_key(db, pinned["id"], now)
         audit.record(db, now, "unlock.seal", "ok", holder_id, current.client_ip(), serial=card["serial"],
-                     seal_id=seal_id,
-                     fingerprint=pinned["fingerprint"])
+                     seal_id=seal_id, fingerprint=pinned["fingerprint"])
+    notify.alert_vault_use(holder_id, "unlock.seal", _("PUK bilginiz kilit çözme için kart yardımcısına şifreli "
+                                                      "gönderildi"))
     return jsonify(sealed_puk=sealed, seal_id=seal_id)
 
 
