@@ -36,6 +36,8 @@ SHOWN = {
     ("security.sms_on", "ok"): _l("SMS ile onay açıldı"),
     ("admin.holder_lock", "ok"): _l("Kurumunuz girişinizi kilitledi"),
     ("admin.holder_unlock", "ok"): _l("Kurumunuz giriş kilidinizi kaldırdı"),
+    ("certificate.renewal_request", "ok"): _l("Sertifika yenileme talebi iletildi"),
+    ("certificate.renewal_done", "ok"): _l("Kurumunuz sertifika yenileme talebinizi tamamladı"),
 }
 SCANNED = 2000  # the newest entries read for one page: the holder's shown events are a fraction of them
 

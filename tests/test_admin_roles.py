@@ -31,6 +31,9 @@ ROUTES = [
     ("POST", "/admin/operators/999", operators.MANAGE_OPERATORS),
     ("GET", "/admin/vault", operators.MANAGE_OPERATORS),
     ("GET", "/admin/vault/AAAAAAAAAAAAAAAAAAAAAA", operators.MANAGE_OPERATORS),
+    ("GET", "/admin/renewals", operators.READ),
+    ("GET", "/admin/renewals.csv", operators.READ),
+    ("POST", "/admin/renewals/998/done", operators.MANAGE_HOLDERS),
 ]
 # Not behind a role: the way in and out.
 OPEN_ROUTES = {"/admin/login", "/admin/logout", "/admin/enrol/<token>"}
@@ -41,7 +44,7 @@ ROTATE = "/admin/vault/rotate"
 def test_every_console_route_is_in_the_table(app):
     routes = {rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/admin")}
     listed = {path.replace("{holder}", "<int:holder_id>").replace("AAAAAAAAAAAAAAAAAAAAAA", "<job>")
-              .replace("/999", "/<int:operator_id>") for _, path, _ in ROUTES}
+              .replace("/999", "/<int:operator_id>").replace("/998/", "/<int:request_id>/") for _, path, _ in ROUTES}
     assert routes - listed - OPEN_ROUTES == {ROTATE}
 
 

@@ -12,9 +12,11 @@ from flask.cli import AppGroup
 from kamusm import audit, certificates, helper, housekeeping, roster, storage, vault
 from kamusm.cli.audit_commands import audit_cli
 from kamusm.cli.certificate_commands import certificates_cli
+from kamusm.cli.demo_commands import RESET_HELP, reset_demo, scenario_command
 from kamusm.cli.holder_commands import holder_cli
 from kamusm.cli.mail_commands import mail_cli
 from kamusm.cli.operator_commands import operator_cli
+from kamusm.cli.reminder_commands import reminders_cli
 from kamusm.config import settings_markdown
 from kamusm.demo import load_demo_holders
 from kamusm.helper import BACKENDS, DEFAULT_PORT, DEFAULT_PORTAL_ORIGIN, HelperSetupError
@@ -38,8 +40,12 @@ def init_command() -> None:
 
 
 @kamusm_cli.command("demo")
-def demo_command() -> None:
-    """Load (or refresh) the demo holders of DESIGN.md."""
+@click.option("--reset", is_flag=True, help=RESET_HELP)
+def demo_command(reset: bool) -> None:
+    """Load (or refresh) the demo holders of DESIGN.md; --reset starts a class afresh (docs/teaching.md)."""
+    if reset:
+        reset_demo()
+        return
     ids = load_demo_holders(get_db(), current_app.extensions["kamusm.hasher"], vault.app_keyring(), current.now())
     certificates.issue_demo_certificates(get_db(), Path(current_app.instance_path),
                                          current_app.config["KAMUSM_PUBLIC_URL"], current.now())
@@ -134,8 +140,9 @@ def helper_command(port: int, origins: tuple[str, ...], backend: str, home: Path
         raise click.ClickException(str(error)) from error
 
 
-for group in (holder_cli, mail_cli, audit_cli, certificates_cli, operator_cli):
+for group in (holder_cli, mail_cli, audit_cli, certificates_cli, operator_cli, reminders_cli):
     kamusm_cli.add_command(group)
+kamusm_cli.add_command(scenario_command)
 
 
 def init_app(app: Flask) -> None:

@@ -17,6 +17,8 @@ from kamusm.storage import (
                             migrations,
                             operators,
                             outbox,
+                            receipts,
+                            reminders,
                             sessions,
                             tokens,
                             vault,
@@ -24,4 +26,5 @@ from kamusm.storage import (
 from kamusm.storage.connection import connect, write
 
 __all__ = ["audit_log", "captchas", "cards", "certificates", "codes", "connect", "factors", "helper_keys", "holders",
-           "mail_queue", "migrations", "operators", "outbox", "sessions", "tokens", "vault", "write"]
+           "mail_queue", "migrations", "operators", "outbox", "receipts", "reminders", "sessions", "tokens", "vault",
+           "write"]

@@ -312,6 +312,7 @@ def _migration_10(db: sqlite_utils.Database) -> None:
             next_try_at REAL NOT NULL,
             sent_at REAL,
             reason TEXT NOT NULL DEFAULT '',
+            mail_id INTEGER REFERENCES mail_queue(id),
             created_at REAL NOT NULL,
             UNIQUE (certificate_id, days, channel)
         )""")

@@ -51,6 +51,13 @@ class ForgotForm(TextForm):
     identity = StringField()
 
 
+class LostForm(TextForm):
+    """Kartımı kaybettim: identity and the lost-card code, no login (and the login's captcha)."""
+    identity = StringField()
+    captcha = StringField()
+    lost_code = StringField()
+
+
 class ResetForm(TextForm):
     security_word = PasswordField()
     security_word_confirm = PasswordField()
@@ -75,6 +82,11 @@ class CertificateChangeForm(StepUpForm):
     action = StringField()
     reason = StringField()
     confirm = StringField()
+
+
+class RenewalRequestForm(TextForm):
+    """Yenileme Talebi: which certificate; no step-up (it only asks the institution)."""
+    certificate = StringField()
 
 
 class ProfileChangeForm(StepUpForm):
@@ -151,6 +163,11 @@ class AdminAuditForm(TextForm):
 class AdminSuspendForm(TextForm):
     certificate = StringField()
     note = StringField()
+
+
+class AdminRenewalDoneForm(TextForm):
+    """Closing a renewal request; `back` is where the console returns: "holder" or the list."""
+    back = StringField()
 
 
 class AdminOperatorForm(TextForm):

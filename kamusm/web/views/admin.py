@@ -18,14 +18,22 @@ from flask import Blueprint, Response, abort, current_app, g, request, session
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from kamusm import audit, auth, certificates, mail, operators, pinpuk, reset, storage, totp, vault
+from kamusm import audit, auth, certificates, mail, operators, pinpuk, renewals, reset, storage, totp, vault
 from kamusm.certificates import CertificateNotFound, TransitionRefused
 from kamusm.contact import email_domain_allowed, mask_email
 from kamusm.errors import LoginFailed, ValidationError
-from kamusm.web import current, rendering
+from kamusm.identity import mask_identity
+from kamusm.web import current, receipting, rendering
 from kamusm.web.db import get_db
 from kamusm.web.extensions import limiter
-from kamusm.web.forms import AdminAuditForm, AdminEnrolForm, AdminLoginForm, AdminSearchForm, AdminSuspendForm
+from kamusm.web.forms import (
+    AdminAuditForm,
+    AdminEnrolForm,
+    AdminLoginForm,
+    AdminRenewalDoneForm,
+    AdminSearchForm,
+    AdminSuspendForm,
+)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -190,11 +198,6 @@ def holders():
                    now=current.now(), mask_identity=mask_identity)
 
 
-def mask_identity(identity: str) -> str:
-    """'10000000146' -> '100******46': enough to match a caller's number, not enough to learn it."""
-    return identity[:3] + "*" * max(0, len(identity) - 5) + identity[-2:]
-
-
 def _holder_or_404(holder_id: int) -> dict:
     holder = storage.holders.get_holder(get_db(), holder_id)
     if holder is None:
@@ -215,7 +218,8 @@ def _holder_screen(holder_id: int, status: int = 200, message: str | None = None
                    cards=storage.cards.holder_cards(db, holder_id), mask_serial=pinpuk.mask_serial,
                    certificates=storage.certificates.holder_certificates(db, holder_id), logins=logins,
                    entries=entries, locked=holder["locked_until"] > now, status_labels=certificates.STATUS_LABELS,
-                   note_for=note_for)
+                   note_for=note_for, reminders=storage.reminders.holder_reminders(db, holder_id),
+                   renewal_requests=storage.reminders.holder_renewal_requests(db, holder_id))
 
 
 @bp.get("/holders/<int:holder_id>")
@@ -298,6 +302,8 @@ def suspend_certificate(holder_id: int):
                                   change, holder_id, current.client_ip(), now, operator=g.operator["name"], note=note)
     except (CertificateNotFound, TransitionRefused, ValidationError) as exc:
         return _holder_screen(holder_id, exc.status, str(exc))
+    receipting.for_certificate_change(holder_id, change.certificate["id"], change.action, current.client_ip(),
+                                      by=_("kurum görevlisi, kart sahibinin isteğiyle"))
     return _holder_screen(holder_id, notice=_("Sertifika askıya alındı; neden ve işlemi yapan kaydedildi."))
 
 
@@ -368,3 +374,52 @@ def audit_csv():
 def _csv_safe(text: str) -> str:
     """A cell a spreadsheet will not run as a formula (OWASP CSV injection)."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+RENEWAL_CSV_COLUMNS = ["id", "requested_at", "holder_id", "name", "certificate_serial", "card_serial", "valid_until",
+                       "certificate_status"]
+
+
+def _renewals_screen(status: int = 200, message: str | None = None):
+    return screen("renewals", "list", status, message=message,
+                  requests=storage.reminders.open_renewal_requests(get_db()), mask_serial=pinpuk.mask_serial,
+                  status_labels=certificates.STATUS_LABELS)
+
+
+@bp.get("/renewals")
+@require_operator()
+def renewals_page():
+    """Open renewal requests, oldest first: what the institution has still to renew."""
+    return _renewals_screen()
+
+
+@bp.get("/renewals.csv")
+@require_operator()
+def renewals_csv():
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(RENEWAL_CSV_COLUMNS)
+    rows = storage.reminders.open_renewal_requests(get_db())
+    for row in rows:
+        writer.writerow([row["id"], datetime.fromtimestamp(row["requested_at"], timezone.utc).isoformat(),
+                         row["holder_id"], _csv_safe(row["name"]), row["serial_hex"] or "",
+                         pinpuk.mask_serial(row["card_serial"]),
+                         datetime.fromtimestamp(row["not_after"], timezone.utc).isoformat() if row["not_after"] else "",
+                         row["status"]])
+    record("operator.renewals_export", rows=len(rows))
+    return Response(out.getvalue(), mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="kamusm-renewals.csv"'})
+
+
+@bp.post("/renewals/<int:request_id>/done")
+@require_operator(operators.MANAGE_HOLDERS)
+def renewal_done(request_id: int):
+    """Close a request the institution has dealt with; back to the holder's page or the list."""
+    back_to_holder = AdminRenewalDoneForm().sent().get("back") == "holder"
+    try:
+        row = renewals.mark_done(get_db(), request_id, g.operator["name"], current.client_ip(), current.now())
+    except (renewals.RenewalNotFound, renewals.RenewalRefused) as exc:
+        return _renewals_screen(exc.status, str(exc))
+    if back_to_holder:
+        return rendering.redirect_to("admin.holder", holder_id=row["holder_id"])
+    return rendering.redirect_to("admin.renewals_page")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, request, session
 from flask_babel import format_date
+from flask_babel import gettext as _
 
-from kamusm import audit, auth, ca, pinpuk, storage
+from kamusm import audit, auth, ca, pinpuk, renewals, storage
 from kamusm.certificates import (
     ACTION_LABELS,
     CA_CERT_MIMETYPE,
@@ -31,10 +32,10 @@ from kamusm.certificates import (
     read_change,
 )
 from kamusm.errors import ValidationError
-from kamusm.web import current, guards, rendering, stepup
+from kamusm.web import current, guards, notify, receipting, rendering, stepup
 from kamusm.web.db import get_db
 from kamusm.web.extensions import csrf
-from kamusm.web.forms import CertificateChangeForm
+from kamusm.web.forms import CertificateChangeForm, RenewalRequestForm
 
 bp = Blueprint("certificates", __name__)
 
@@ -64,7 +65,8 @@ def _screen(state: str, status: int = 200, message: str | None = None, change: C
                                    own_ca=_authority() is not None, reasons=REVOKE_REASONS,
                                    reason_labels=REASON_LABELS, status_labels=STATUS_LABELS,
                                    action_labels=ACTION_LABELS, mask_serial=pinpuk.mask_serial, errors=errors or {},
-                                   errors_for=errors_for, **context)
+                                   errors_for=errors_for, renewal_requests=renewals.open_requests(db, holder_id),
+                                   may_renew=lambda row: renewals.may_request(row, current.now()), **context)
 
 
 @bp.route("/certificate", methods=["GET", "POST"])
@@ -90,8 +92,31 @@ def certificate():
         apply_change(db, _authority(), change, holder_id, current.client_ip(), now)
     except TransitionRefused as exc:
         return _screen("list", exc.status, str(exc))
+    receipt_id = receipting.for_certificate_change(holder_id, change.certificate["id"], change.action,
+                                                   current.client_ip())
     if rendering.is_htmx_partial():
-        return _screen("done", message=str(DONE_MESSAGES[change.action]))
+        return _screen("done", message=str(DONE_MESSAGES[change.action]), receipt_id=receipt_id)
+    return rendering.redirect_to("certificates.certificate")
+
+
+@bp.post("/certificate/renewal")
+@guards.require_stage(auth.STAGE_DONE)
+def renewal_request():
+    """Yenileme Talebi: asks the institution to renew one certificate; the holder is told by mail."""
+    db, now, holder_id = get_db(), current.now(), session["holder_id"]
+    try:
+        filed = renewals.file_request(db, holder_id, RenewalRequestForm().sent().get("certificate", ""),
+                                      current.client_ip(), now)
+    except (CertificateNotFound, renewals.RenewalRefused) as exc:
+        return _screen("list", exc.status, str(exc))
+    holder = current.holder()
+    certificate = storage.certificates.get_holder_certificate(db, holder_id, filed["certificate_id"])
+    body = _("Sayın %(name)s,\n\n%(serial)s seri numaralı sertifikanız için yenileme talebiniz %(when)s tarihinde "
+             "kurumunuza iletildi. Talebin durumunu portalın Sertifika Durumu ekranında görebilirsiniz.\n\nBu "
+             "talebi siz göndermediyseniz hemen kurumunuzla görüşünüz.\n", name=holder["name"],
+             serial=certificate["serial_hex"] or pinpuk.mask_serial(certificate["card_serial"]),
+             when=rendering.format_timestamp(filed["requested_at"]))
+    notify.tell_holder(holder, "certificate.renewal_notice", None, _("Yenileme talebiniz alındı"), body)
     return rendering.redirect_to("certificates.certificate")
 
 
