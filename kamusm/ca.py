@@ -20,6 +20,7 @@ Security assumptions:
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -56,6 +57,10 @@ OCSP_VALIDITY_SECONDS = 600
 MAX_NONCE_BYTES = 32
 MAX_CERTS_PER_REQUEST = 20
 SIGNATURE_HASH = hashes.SHA256()
+# An end entity that signs documents (a card) or receipts: digitalSignature and nonRepudiation, nothing else.
+SIGNER_KEY_USAGE = x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
+                                 data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                                 encipher_only=False, decipher_only=False)
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
 
 # RFC 5280 CRLReason names as stored in the database (x509.ReasonFlags values).
@@ -137,16 +142,23 @@ def _make_root(key: ec.EllipticCurvePrivateKey, now: float) -> x509.Certificate:
             .sign(key, SIGNATURE_HASH))
 
 
-def _write_new_file(path: Path, data: bytes, mode: int) -> bool:
-    """Create path with `mode` and write data; False if it already existed (another process won)."""
+def write_new_file(path: Path, data: bytes, mode: int) -> bool:
+    """Create path with `mode` holding data, whole; False if it already existed (another process won).
+
+    Written to a private temporary name first and then hard-linked into place, so a process that finds
+    the file never reads it half-written."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    finally:
+        temporary.unlink()
     return True
 
 
@@ -178,7 +190,7 @@ def create_ca(instance_path: Path, now: float) -> tuple[Authority, bool]:
     created = False
     if not key_path.exists():
         key = ec.generate_private_key(ec.SECP256R1())
-        created = _write_new_file(key_path, key.private_bytes(
+        created = write_new_file(key_path, key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
             KEY_FILE_MODE)
     cert_path = instance_path / CA_CERT_FILE
@@ -222,9 +234,7 @@ def issue_certificate(authority: Authority, name: str, card_serial: str, public_
             .not_valid_before(not_before)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(SIGNER_KEY_USAGE, critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(subject_key), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
             .add_extension(x509.AuthorityInformationAccess([
@@ -378,3 +388,30 @@ def _answer_one(authority: Authority, request: ocsp.OCSPRequest, lookup: Callabl
     if nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
     return builder.sign(authority.key, SIGNATURE_HASH).public_bytes(serialization.Encoding.DER)
+
+
+def issue_receipt_signer(issuer: Authority | None, key: ec.EllipticCurvePrivateKey, institution: str,
+                         now: float) -> x509.Certificate:
+    """The certificate receipts are signed under: issued by `issuer` (the demo CA), or self-signed when the
+    institution's CA lives elsewhere (docs/receipts.md says how to replace it with one that CA issues).
+    digitalSignature and nonRepudiation, no EKU, so `openssl cms -verify` accepts it for its default purpose."""
+    public = key.public_key()
+    subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "TR"),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, institution),
+                         x509.NameAttribute(NameOID.COMMON_NAME, f"{institution} receipts")])
+    today = _utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    not_after = today + timedelta(days=CERT_VALIDITY_DAYS)
+    issuer_name, signing_key, issuer_public = subject, key, public
+    if issuer is not None:
+        issuer_name, signing_key, issuer_public = issuer.cert.subject, issuer.key, issuer.key.public_key()
+        not_after = min(not_after, issuer.cert.not_valid_after_utc)
+    return (x509.CertificateBuilder()
+            .subject_name(subject).issuer_name(issuer_name)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(today).not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(SIGNER_KEY_USAGE, critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public), critical=False)
+            .sign(signing_key, SIGNATURE_HASH))

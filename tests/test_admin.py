@@ -385,3 +385,7 @@ def test_an_operator_suspends_a_certificate_on_the_holders_call(app, make, clien
         assert storage.certificates.holder_certificates(db, holder_id)[0]["status"] == "suspended"
         entry = storage.audit_log.search_audit(db, event="certificate.suspend")[0]
     assert '"operator":"operator"' in entry["detail"] and "telefonla bildirdi" in entry["detail"]
+    with open_db(app) as db:
+        receipt = storage.receipts.holder_receipts(db, holder_id)[0]
+        signed = storage.receipts.get_holder_receipt(db, holder_id, receipt["id"])["signed"]
+    assert receipt["kind"] == "certificate" and "kurum görevlisi".encode() in signed  # the holder's receipt

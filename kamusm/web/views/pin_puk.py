@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, session
 from flask_babel import gettext as _
 
-from kamusm import audit, auth, storage, vault
+from kamusm import audit, auth, receipts, storage, vault
 from kamusm.pinpuk import CONFIRM_VALUE, card_rows, mask, mask_serial, secrets_text
-from kamusm.web import current, guards, notify, rendering, stepup
+from kamusm.web import current, guards, notify, receipting, rendering, stepup
 from kamusm.web.db import get_db
 from kamusm.web.forms import PinPukForm, StepUpForm
 
@@ -24,8 +24,10 @@ def _screen(state: str, status: int = 200, message: str | None = None, rows: lis
     deleted_at = next((row["secrets_deleted_at"] for row in rows if row["secrets_deleted_at"]), None)
     if state == "masked" and rows and not any(row["has_secrets"] for row in rows):
         state = "deleted"
+    receipt = storage.receipts.latest_holder_receipt(db, holder_id, receipts.KIND_VAULT_DELETE)
     return rendering.render_screen("pin_puk", state, status=status, rows=rows, message=message,
-                                   deleted_at=deleted_at, mask=mask, mask_serial=mask_serial, **context)
+                                   deleted_at=deleted_at, mask=mask, mask_serial=mask_serial, receipt=receipt,
+                                   **context)
 
 
 @bp.get("/pin-puk")
@@ -84,10 +86,12 @@ def delete():
                        choices=needed.choices)
     if not confirmed:
         return _screen("masked", 422, not_confirmed, errors={"confirm": not_confirmed})
+    serials = [row["serial"] for row in card_rows(db, None, holder_id) if row["has_secrets"]]
     with storage.write(db, durable=True):
         removed = vault.destroy_secrets(db, holder_id)
         storage.cards.mark_secrets_deleted(db, holder_id, now)
         audit.record(db, now, "pinpuk.delete", "ok", holder_id, current.client_ip(), secrets=removed)
+    receipting.for_vault_delete(holder_id, serials, current.client_ip())
     notify.alert_vault_use(holder_id, "pinpuk.delete", _("PIN/PUK bilgileriniz portaldan kalıcı olarak silindi"))
     if rendering.is_htmx_partial():
         return _screen("deleted")
