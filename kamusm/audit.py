@@ -17,7 +17,7 @@ from kamusm import storage
 GENESIS_HASH = "0" * 64
 SECRET_FIELDS = frozenset({"security_word", "word", "code", "otp", "pin", "puk", "new_pin",
                            "old_pin", "key", "token", "captcha", "password", "credential", "totp_code",
-                           "recovery_code", "secret"})
+                           "recovery_code", "lost_code", "secret"})
 
 
 def censor(detail: dict[str, Any]) -> dict[str, Any]:

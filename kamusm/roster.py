@@ -10,6 +10,10 @@ other way in uses (kamusm.identity, kamusm.policy): a word /reset would refuse i
 refused here too. Their reasons read "<column>: <the rule's message>", in the
 command line's language. An issued PIN is checked for what the card takes only:
 it is the card's, not one the holder chose.
+
+No lost-card code is made here, and a re-import keeps the one a holder has: a code must reach its
+holder alone, so they get it on screen when they set their word from the activation link, or make
+one on /security (kamusm.lostcard).
 """
 from __future__ import annotations
 

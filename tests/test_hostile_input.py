@@ -30,7 +30,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from kamusm import certificates, policy, reset, storage
+from kamusm import certificates, lostcard, policy, reset, storage
 from kamusm.contact import normalize_email, normalize_phone
 from kamusm.errors import ValidationError
 from kamusm.identity import normalize_identity
@@ -276,6 +276,22 @@ def test_forgot_form(portal, pairs, htmx):
                  may_succeed=accepts(normalize_identity, first(pairs, "identity") or ""))
 
 
+@HOSTILE
+@given(pairs=shaped({"identity": sometimes(SELIN["identity"], "AB123456"), "lost_code": sometimes(SELIN["lost_code"]),
+                     "captcha": sometimes(CAPTCHA_ANSWER)}), htmx=st.booleans())
+@example(pairs=[("identity", XSS_SCRIPT), ("lost_code", XSS_IMG), ("captcha", CAPTCHA_ANSWER)], htmx=False)
+@example(pairs=[("identity", SELIN["identity"]), ("lost_code", "kms{{7*7}}kms"), ("captcha", CAPTCHA_ANSWER)],
+         htmx=True)
+@example(pairs=[("identity", SELIN["identity"]), ("lost_code", "١٢٣٤-٥٦٧٨-٩٠١٢-٣٤٥٦"), ("captcha", CAPTCHA_ANSWER)],
+         htmx=False)
+def test_lost_form(portal, pairs, htmx):
+    portal.client.get("/captcha.png")
+    response, length = portal.post("/lost", pairs, token_page="/lost", htmx=htmx)
+    portal.check(response, pairs, body_length=length,
+                 may_succeed=accepts(normalize_identity, first(pairs, "identity") or "")
+                 and accepts(lostcard.normalize, first(pairs, "lost_code") or ""))
+
+
 def _fresh_reset_link(portal: Portal) -> tuple[str, dict]:
     holder = storage.holders.find_holder(portal.db, SELIN["identity"])
     return reset.issue_link_token(portal.db, holder["id"], reset.PURPOSE_RESET, portal.app.config["CLOCK"]()), holder
@@ -474,7 +490,7 @@ def test_login_second_step_factors(portal, auth, pairs, htmx):
 
 
 SECURITY_ACTIONS = ("stepup", "add_passkey", "remove_passkey", "start_totp", "confirm_totp", "remove_totp",
-                    "new_recovery_codes", "sms_off", "sms_on")
+                    "new_recovery_codes", "new_lost_code", "sms_off", "sms_on")
 
 
 @HOSTILE

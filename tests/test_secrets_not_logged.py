@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.conftest import SELIN, latest_code
+from tests.conftest import CAPTCHA_ANSWER, SELIN, csrf_token, latest_code, post
 
 
 def test_flow_logs_no_secret(app, auth, db, caplog, capsys):
@@ -20,6 +20,27 @@ def test_flow_logs_no_secret(app, auth, db, caplog, capsys):
     for secret in (SELIN["security_word"], "a-wrong-word", code):
         assert secret not in stored
     assert re.search(r"\$argon2id\$v=19\$m=19456,t=2,p=1\$", stored)
+
+
+def test_lost_card_codes_reach_no_log_and_no_table(app, client, auth, db, caplog, capsys):
+    """The demo code and a wrong one sent to /lost, and a code made on /security, are nowhere but on the page."""
+    caplog.set_level(logging.DEBUG)
+    wrong = "ZZZZ-YYYY-XXXX-WWWW"
+    for code in (wrong, SELIN["lost_code"]):
+        token = csrf_token(client, "/lost")
+        client.get("/captcha.png")
+        with client.post("/lost", data={"csrf_token": token, "identity": SELIN["identity"], "lost_code": code,
+                                        "captcha": CAPTCHA_ANSWER}) as response:
+            assert response.status_code == 200
+    auth.login()
+    made = post(client, "/security", token_page="/security", action="new_lost_code").get_data(as_text=True)
+    new = re.search(r"data-lost-code>([0-9A-Z-]{19})<", made).group(1)
+    secrets = [form for code in (wrong, SELIN["lost_code"], new) for form in (code, code.replace("-", ""))]
+    logged = caplog.text + capsys.readouterr().out + capsys.readouterr().err
+    stored = " ".join(str(row) for table in ("audit", "sessions", "holders", "outbox", "mail_queue")
+                      for row in db.query(f"SELECT * FROM {table}"))
+    for secret in secrets:
+        assert secret not in logged and secret not in stored
 
 
 def test_session_cookie_holds_no_data(client, auth):

@@ -1,4 +1,4 @@
-"""Holders: identity, contact, security-word hash and the login lockout counters."""
+"""Holders: identity, contact, security-word hash, the login lockout counters and the lost-card code."""
 from __future__ import annotations
 
 import sqlite_utils
@@ -96,3 +96,46 @@ def search_holders(db: sqlite_utils.Database, query: str, limit: int, offset: in
                               UNION SELECT id FROM holders WHERE instr(name_key, ?) > 0)
                             ORDER BY name COLLATE NOCASE, id LIMIT ? OFFSET ?""", [*params, limit, offset])
     return rows, total
+
+
+def set_lost_code(db: sqlite_utils.Database, holder_id: int, code_hash: str, now: float) -> None:
+    """The holder's new lost-card code, one they were shown: every earlier code stops working."""
+    with write(db):
+        db.execute("""UPDATE holders SET lost_code_hash = ?, lost_code_issued_at = ?, lost_code_used_at = NULL
+                      WHERE id = ?""", [code_hash, now, holder_id])
+
+
+def set_lost_code_if_none(db: sqlite_utils.Database, holder_id: int, code_hash: str, now: float) -> bool:
+    """Give the holder a lost-card code only if they have none; True when this one was stored."""
+    with write(db):
+        return db.execute("""UPDATE holders SET lost_code_hash = ?, lost_code_issued_at = ?, lost_code_used_at = NULL
+                             WHERE id = ? AND lost_code_hash IS NULL""", [code_hash, now, holder_id]).rowcount == 1
+
+
+def replace_used_lost_code(db: sqlite_utils.Database, holder_id: int, used_hash: str, unseen_hash: str,
+                           now: float) -> bool:
+    """Spend the code whose hash is `used_hash`, putting an unseen one in its place: True for exactly one caller."""
+    with write(db):
+        return db.execute("""UPDATE holders SET lost_code_hash = ?, lost_code_issued_at = ?, lost_code_used_at = ?
+                             WHERE id = ? AND lost_code_hash = ?""",
+                          [unseen_hash, now, now, holder_id, used_hash]).rowcount == 1
+
+
+def count_lost_attempt(db: sqlite_utils.Database, holder_id: int, now: float) -> int | None:
+    """Count one more lost-card code attempt as a failure before it is checked; the new count, or None
+    (nothing counted) while /lost is locked for the holder. One statement, as count_login_attempt."""
+    with write(db):
+        row = fetch_one(db, """UPDATE holders SET lost_failures = lost_failures + 1
+                               WHERE id = ? AND lost_locked_until <= ? RETURNING lost_failures""", [holder_id, now])
+    return row["lost_failures"] if row else None
+
+
+def lock_lost_code(db: sqlite_utils.Database, holder_id: int, until: float) -> None:
+    with write(db):
+        db.execute("UPDATE holders SET lost_locked_until = ? WHERE id = ?", [until, holder_id])
+
+
+def clear_lost_failures(db: sqlite_utils.Database, holder_id: int) -> None:
+    with write(db):
+        db.execute("""UPDATE holders SET lost_failures = 0, lost_locked_until = 0
+                      WHERE id = ? AND (lost_failures != 0 OR lost_locked_until != 0)""", [holder_id])

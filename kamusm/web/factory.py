@@ -30,6 +30,7 @@ from kamusm.web.views import (
     demo,
     health,
     login,
+    lost,
     menu,
     pin_puk,
     profile,
@@ -93,8 +94,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _init_web(app)  # before CSRFProtect, so a cross-site POST is refused as such
     csrf.init_app(app)
     limiter.init_app(app)
-    for view in (login, menu, activity, pin_puk, reset, unlock, profile, certificates, security, admin, admin_staff,
-                 admin_import, health, branding):
+    for view in (login, lost, menu, activity, pin_puk, reset, unlock, profile, certificates, security, admin,
+                 admin_staff, admin_import, health, branding):
         app.register_blueprint(view.bp)
     app.config["KAMUSM_HELPER_DIST_DIR"] = str(helper_dist.dist_dir(app.config, instance_path))
     app.register_blueprint(helper_dist_views.bp)

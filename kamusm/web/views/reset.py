@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, make_response, request
 from flask_babel import gettext as _
 
-from kamusm import mail, storage
+from kamusm import lostcard, mail, storage
 from kamusm.errors import ValidationError
 from kamusm.identity import normalize_identity
 from kamusm.policy import check_security_word
@@ -14,6 +14,7 @@ from kamusm.web.db import get_db
 from kamusm.web.extensions import limiter
 from kamusm.web.forms import ForgotForm, ResetForm
 from kamusm.web.rendering import link_for
+from kamusm.web.views.lost import code_sheet
 
 bp = Blueprint("reset", __name__)
 
@@ -38,8 +39,12 @@ def reset(token: str):
     word_hash = current_app.extensions["kamusm.hasher"].hash(word)
     if not set_security_word(db, holder, row, word_hash, now, current.client_ip()):
         return rendering.render_screen("reset", "invalid", status=404)
+    # The lost-card code reaches a holder here, on the screen where they set their word (never by mail); a
+    # reset keeps the code they printed before.
+    lost_code = lostcard.issue_if_none(db, holder["id"], now, current.client_ip(), via=row["purpose"])
     return rendering.render_screen("reset", "done", message=_(
-        "Güvenlik sözcüğünüz kaydedildi. Yeni sözcüğünüzle giriş yapabilirsiniz."))
+        "Güvenlik sözcüğünüz kaydedildi. Yeni sözcüğünüzle giriş yapabilirsiniz."),
+        **(code_sheet(lost_code) if lost_code else {}))
 
 
 @bp.route("/forgot", methods=["GET", "POST"])

@@ -1,4 +1,4 @@
-"""Güvenlik Yöntemlerim: the holder's passkeys, authenticator app, recovery codes and SMS.
+"""Güvenlik Yöntemlerim: the holder's passkeys, authenticator app, recovery codes, SMS and lost-card code.
 
 Every change needs a factor confirmed in the last 5 minutes (and, in the 72 hours after a phone change,
 not SMS alone: a new number must not enrol a factor that then outranks it). A holder is told of every
@@ -12,12 +12,13 @@ import base64
 from flask import Blueprint, current_app, session
 from flask_babel import gettext as _
 
-from kamusm import audit, auth, factors, passkeys, recovery, storage, totp, vault
+from kamusm import audit, auth, factors, lostcard, passkeys, recovery, storage, totp, vault
 from kamusm.errors import KamusmError
 from kamusm.web import current, guards, notify, rendering, stepup
 from kamusm.web.db import get_db
 from kamusm.web.extensions import limiter
 from kamusm.web.forms import SecurityForm
+from kamusm.web.views.lost import code_sheet
 
 bp = Blueprint("security", __name__)
 
@@ -38,7 +39,8 @@ def _screen(state: str = "list", status: int = 200, message: str | None = None, 
         "security", state, status=status, message=message, notice=notice, fresh=fresh, passkeys=rows,
         app=storage.factors.get_totp(db, holder["id"]),
         recovery_counts=storage.factors.recovery_code_counts(db, holder["id"]),
-        methods=factors.methods(db, holder), register_options=register_options, rp=rp, **context)
+        methods=factors.methods(db, holder), register_options=register_options, rp=rp,
+        lost_code_state=lostcard.state(holder), lost_code_issued_at=holder["lost_code_issued_at"], **context)
 
 
 def _user_handle_key() -> bytes:
@@ -171,6 +173,13 @@ def _new_recovery_codes(form: dict):
     return _screen("recovery_codes", codes=codes)
 
 
+def _new_lost_code(form: dict):
+    db, now, holder_id = get_db(), current.now(), session["holder_id"]
+    code = lostcard.issue(db, holder_id, now, current.client_ip())
+    _record_change("security.lost_code", _("Yeni kayıp kart kodu oluşturuldu"))
+    return _screen("lost_code", **code_sheet(code))
+
+
 def _sms_off(form: dict):
     db, holder = get_db(), current.holder()
     if not factors.methods(db, holder).strong:
@@ -187,4 +196,4 @@ def _sms_on(form: dict):
 
 HANDLERS = {"stepup": None, "add_passkey": _add_passkey, "remove_passkey": _remove_passkey, "start_totp": _start_totp,
             "confirm_totp": _confirm_totp, "remove_totp": _remove_totp, "new_recovery_codes": _new_recovery_codes,
-            "sms_off": _sms_off, "sms_on": _sms_on}
+            "new_lost_code": _new_lost_code, "sms_off": _sms_off, "sms_on": _sms_on}
