@@ -124,7 +124,8 @@ def test_delete_later_asks_for_a_fresh_code_first(client, auth, clock, app, db):
     events = audit_events(db)
     stepped = events.index(("pinpuk.delete", "stepup"))
     assert events[stepped:] == [("pinpuk.delete", "stepup"), ("stepup.sms", "sent"), ("stepup.code", "ok"),
-                                ("pinpuk.delete", "ok"), ("mail.sent", "ok")]  # the alert of the delete
+                                ("pinpuk.delete", "ok"), ("receipt.issue", "ok"),
+                                ("mail.sent", "ok")]  # the signed receipt, then the alert of the delete
 
 
 def test_stale_delete_without_the_box_sends_no_code(client, auth, clock, db):
