@@ -160,6 +160,18 @@ def test_state_survives_a_new_instance(backend, state_path):
     verify_pin(reloaded, NEW_PIN)
 
 
+def test_a_running_reader_follows_a_state_file_another_process_rewrote(backend, state_path):
+    """A teacher's `kamusm scenario pin-blocked` rewrites the file while the demo helper holds the card."""
+    error_of(verify_pin, backend, WRONG_PIN)
+    other = SimBackend(SimCard(SERIAL, PIN, PUK, state_path=state_path))  # the scenario: a fresh card file ...
+    block_pin(other)  # ... then the PIN blocked on it
+    assert counters(backend) == (0, 3)
+    SimCard(SERIAL, PIN, PUK, state_path=state_path)  # `demo --reset`
+    assert counters(backend) == (3, 3)
+    error_of(verify_pin, backend, WRONG_PIN)  # and the running reader's own writes go on from there
+    assert counters(SimBackend(SimCard.load(state_path))) == (2, 3)
+
+
 def test_existing_state_file_wins_over_arguments(backend, state_path):
     change_pin(backend, PIN, NEW_PIN)
     again = SimCard.load_or_create(state_path, "99999999", "1111", "22222222")

@@ -81,7 +81,7 @@ class SimBackend:
         if not self._lock.acquire(timeout=SESSION_WAIT_SECONDS):
             raise CardError(apdu.BUSY, "The card is in use by another operation.")
         try:
-            card = self.card
+            card = self.card = self.card.fresh() if self.card is not None else None
             if card is None:
                 raise CardError(apdu.NO_CARD, "No card in the reader.")
             try:

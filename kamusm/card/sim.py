@@ -119,6 +119,15 @@ def _counter_sw(tries_left: int) -> int:
     return (apdu.SW1_COUNTER << 8) | apdu.SW2_COUNTER_MASK | tries_left
 
 
+def _file_stamp(path: Path) -> bytes | None:
+    """What the state file holds now (a few hundred bytes): compared whole, as an inode or a timestamp
+    can repeat across two writes."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
 class SimCard:
     """A simulated card; ``process`` takes a command APDU and returns the response APDU."""
 
@@ -141,6 +150,7 @@ class SimCard:
         self._pin = _Reference.create(apdu.encode_pin(pin, profile), profile.pin_max_tries)
         self._puk = _Reference.create(apdu.encode_puk(puk, profile), profile.puk_max_tries)
         self._state_path = state_path
+        self._stamp: bytes | None = None
         self._verified: set[int] = set()
         self._selected_file: bytes | None = None
         self._save()
@@ -148,7 +158,8 @@ class SimCard:
     @classmethod
     def load(cls, state_path: Path, *, profile: CardProfile = DEFAULT_PROFILE) -> SimCard:
         """Restore a card from its state file; raises OSError or ValueError if it is unreadable."""
-        data = json.loads(Path(state_path).read_text(encoding="utf-8"))
+        content = Path(state_path).read_bytes()
+        data = json.loads(content.decode("utf-8"))
         if data.get("version") != STATE_FORMAT_VERSION:
             raise ValueError("state file: unknown format version")
         card = cls.__new__(cls)
@@ -158,6 +169,7 @@ class SimCard:
         card._pin = _Reference.from_json(data["pin"], profile.pin_max_tries)
         card._puk = _Reference.from_json(data["puk"], profile.puk_max_tries)
         card._state_path = Path(state_path)
+        card._stamp = content
         card._verified = set()
         card._selected_file = None
         return card
@@ -339,3 +351,12 @@ class SimCard:
             "pin": self._pin.to_json(),
             "puk": self._puk.to_json(),
         })
+        self._stamp = _file_stamp(self._state_path)
+
+    def fresh(self) -> SimCard:
+        """This card, or the one its state file holds now if another process rewrote the file since this card
+        last read or wrote it (a teacher's `kamusm scenario` while the demo helper runs): the file is the card's
+        memory, so the helper must not answer from, and write back, counters the file no longer holds."""
+        if self._state_path is None or _file_stamp(self._state_path) in (self._stamp, None):
+            return self
+        return SimCard.load(self._state_path, profile=self.profile)

@@ -20,11 +20,12 @@ from kamusm.storage import (
                             receipts,
                             reminders,
                             sessions,
+                            teaching,
                             tokens,
                             vault,
 )
 from kamusm.storage.connection import connect, write
 
 __all__ = ["audit_log", "captchas", "cards", "certificates", "codes", "connect", "factors", "helper_keys", "holders",
-           "mail_queue", "migrations", "operators", "outbox", "receipts", "reminders", "sessions", "tokens", "vault",
-           "write"]
+           "mail_queue", "migrations", "operators", "outbox", "receipts", "reminders", "sessions", "teaching", "tokens",
+           "vault", "write"]

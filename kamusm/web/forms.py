@@ -165,6 +165,12 @@ class AdminSuspendForm(TextForm):
     note = StringField()
 
 
+class ScenarioForm(TextForm):
+    """A presenter button: the scenario it names (the button's own value) and the demo holder chosen."""
+    scenario = StringField()
+    holder = StringField()
+
+
 class AdminRenewalDoneForm(TextForm):
     """Closing a renewal request; `back` is where the console returns: "holder" or the list."""
     back = StringField()

@@ -357,8 +357,10 @@ def test_unlock_through_the_helper_and_pcscd_to_the_virtual_card(
     for expected in (("unlock.pair_start", "sent"), ("unlock.pair", "ok"), ("unlock.pair_notice", "sent"),
                      ("unlock.seal", "ok"), ("unlock.unblock", "ok")):
         assert expected in outcomes, outcomes
-    notice = storage.outbox.latest_outbox(db, "sms", 1)[0]
-    assert notice["recipient"] == SELIN["phone"] and server.helper.fingerprint in notice["body"], notice
+    texts = [(message["recipient"], message["body"]) for message in storage.outbox.latest_outbox(db, "sms", 10)]
+    pairing_notice, seal_alert = (next(text for text in texts if words in text[1])
+                                  for words in (server.helper.fingerprint, "kart yardımcısına şifreli gönderildi"))
+    assert pairing_notice[0] == seal_alert[0] == SELIN["phone"], texts
 
     page.goto(live_server("/pin-puk"))
     notice_line = page.locator("#pin_puk_masked table.secrets .alert-info")

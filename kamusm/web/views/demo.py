@@ -11,21 +11,14 @@ from pathlib import Path
 
 from flask import Blueprint, current_app
 from flask_babel import gettext as _
-from wtforms import StringField
 
 from kamusm import audit, certificates, scenarios, storage
 from kamusm.demo import DEMO_HOLDERS
 from kamusm.web import current, rendering
 from kamusm.web.db import get_db
-from kamusm.web.forms import TextForm
+from kamusm.web.forms import ScenarioForm
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
-
-
-class ScenarioForm(TextForm):
-    """A presenter button: the scenario it names (the button's own value) and the demo holder chosen."""
-    scenario = StringField()
-    holder = StringField()
 
 
 @bp.get("/phone")
@@ -75,10 +68,7 @@ def presenter_scenario():
         return _presenter("scenarios", exc.status, identity, message=str(exc))
     if not rendering.is_htmx_partial():
         return rendering.redirect_to("demo.presenter")
-    done = f"{holder['name']}: {scenarios.SCENARIO_LABELS[name]}."
-    if name in scenarios.CARD_SCENARIOS:
-        done += " " + _("Yerel yardımcı çalışıyorsa yeniden başlatınız (make demo-helper): kartı ancak açılışta okur.")
-    return _presenter("scenarios", selected=identity, done=done)
+    return _presenter("scenarios", selected=identity, done=f"{holder['name']}: {scenarios.SCENARIO_LABELS[name]}.")
 
 
 @bp.post("/presenter/reset")
@@ -90,4 +80,4 @@ def presenter_reset():
     if not rendering.is_htmx_partial():
         return rendering.redirect_to("demo.presenter")
     return _presenter("scenarios", done=_("Tanıtım baştan başladı: kart sahipleri, kart ve mesajlar ilk "
-                                           "hâllerinde. Yerel yardımcı çalışıyorsa yeniden başlatınız."))
+                                           "hâllerinde."))
