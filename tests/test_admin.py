@@ -389,3 +389,10 @@ def test_an_operator_suspends_a_certificate_on_the_holders_call(app, make, clien
         receipt = storage.receipts.holder_receipts(db, holder_id)[0]
         signed = storage.receipts.get_holder_receipt(db, holder_id, receipt["id"])["signed"]
     assert receipt["kind"] == "certificate" and "kurum görevlisi".encode() in signed  # the holder's receipt
+
+
+def test_row_ids_past_64_bits_are_404_not_500(make, client):
+    make("operator")
+    for path in ("/admin/holders/99999999999999999999999", "/admin/holders/0"):
+        assert client.get(path).status_code == 404
+    assert post(client, "/admin/holders/99999999999999999999999/lock", token_page="/admin").status_code == 404

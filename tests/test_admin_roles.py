@@ -43,8 +43,9 @@ ROTATE = "/admin/vault/rotate"
 
 def test_every_console_route_is_in_the_table(app):
     routes = {rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/admin")}
-    listed = {path.replace("{holder}", "<int:holder_id>").replace("AAAAAAAAAAAAAAAAAAAAAA", "<job>")
-              .replace("/999", "/<int:operator_id>").replace("/998/", "/<int:request_id>/") for _, path, _ in ROUTES}
+    listed = {path.replace("{holder}", "<rowid:holder_id>").replace("AAAAAAAAAAAAAAAAAAAAAA", "<job>")
+              .replace("/999", "/<rowid:operator_id>").replace("/998/", "/<rowid:request_id>/")
+              for _, path, _ in ROUTES}
     assert routes - listed - OPEN_ROUTES == {ROTATE}
 
 

@@ -30,7 +30,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from kamusm import certificates, lostcard, policy, reset, storage
+from kamusm import certificates, lostcard, policy, reset, scenarios, storage
 from kamusm.contact import normalize_email, normalize_phone
 from kamusm.errors import ValidationError
 from kamusm.identity import normalize_identity
@@ -607,6 +607,38 @@ def test_certificate_form(with_ca, signed_in, data, htmx):
     pairs = data.draw(shaped(_certificate_plan(certificate_id)), label="pairs")
     response, length = signed_in.post("/certificate", pairs, htmx=htmx)
     signed_in.check(response, pairs, body_length=length, may_succeed=_certificate_may_succeed(pairs, certificate_id))
+
+
+@HOSTILE
+@given(data=st.data(), htmx=st.booleans())
+@example(data=None, htmx=False)
+def test_renewal_request_form(with_ca, signed_in, data, htmx):
+    certificate_id = _certificate_id(signed_in)
+    raw = data.draw(hostile_text, label="certificate") if data is not None else XSS_SCRIPT
+    pairs = [("certificate", raw)]
+    response, length = signed_in.post("/certificate/renewal", pairs, token_page="/certificate", htmx=htmx)
+    signed_in.check(response, pairs, body_length=length, may_succeed=raw == certificate_id)
+
+
+@HOSTILE
+@given(pairs=shaped({"scenario": sometimes(*scenarios.SCENARIOS), "holder": sometimes(SELIN["identity"])}),
+       htmx=st.booleans())
+@example(pairs=[("scenario", XSS_SCRIPT), ("holder", "1 OR 1=1")], htmx=True)
+@example(pairs=[("scenario", "pin-blocked"), ("holder", "10000000214")], htmx=False)
+def test_presenter_scenario_form(portal, pairs, htmx):
+    response, length = portal.post("/demo/presenter/scenario", pairs, token_page="/demo/presenter", htmx=htmx)
+    portal.check(response, pairs, body_length=length, may_succeed=first(pairs, "scenario") in scenarios.SCENARIOS)
+
+
+@HOSTILE
+@given(value=hostile_text)
+@example(value="1 OR 1=1")
+@example(value="99999999999999999999999")
+@example(value="-1")
+def test_receipt_paths(signed_in, value):
+    response = signed_in.client.get("/receipts/" + _path_value(value))
+    signed_in.check(response, value, may_succeed=True)  # "//" is a 308 by werkzeug, as for the link paths
+    assert response.status_code in (308, 404), response.status_code
 
 
 @HOSTILE

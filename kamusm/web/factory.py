@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from kamusm import catalogs, cli, helper_dist, policy, storage
 from kamusm.config import check_settings, load_settings
@@ -45,6 +46,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MAX_REQUEST_BYTES = 64 * 1024
 
 
+class RowIdConverter(IntegerConverter):
+    """`<rowid:name>`: a database row id in a path, 1 to 2**63 - 1. Anything larger is a 404 like any unknown id;
+    werkzeug's plain `int` would hand it on, and SQLite refuses integers past 64 bits with an OverflowError."""
+
+    def __init__(self, url_map) -> None:
+        super().__init__(url_map, min=1, max=2**63 - 1)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the portal: defaults, instance/kamusm.toml, environment, then test_config."""
     test_config = test_config or {}
@@ -53,6 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask("kamusm", instance_path=str(instance_path), instance_relative_config=True,
                 template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
     instance_path.mkdir(parents=True, exist_ok=True)
+    app.url_map.converters["rowid"] = RowIdConverter
 
     settings = load_settings(instance_path)
     settings.update({name: value for name, value in test_config.items() if name in settings})

@@ -23,7 +23,7 @@ def activity_page():
                                    receipt_kinds=RECEIPT_KINDS)
 
 
-@bp.get("/receipts/<int:receipt_id>")
+@bp.get("/receipts/<rowid:receipt_id>")
 @guards.require_stage(auth.STAGE_DONE)
 def receipt(receipt_id: int):
     """The holder's own receipt as signed (CMS, DER); someone else's is as absent as a missing one."""

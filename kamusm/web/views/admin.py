@@ -222,7 +222,7 @@ def _holder_screen(holder_id: int, status: int = 200, message: str | None = None
                    renewal_requests=storage.reminders.holder_renewal_requests(db, holder_id))
 
 
-@bp.get("/holders/<int:holder_id>")
+@bp.get("/holders/<rowid:holder_id>")
 @require_operator()
 def holder(holder_id: int):
     _holder_or_404(holder_id)
@@ -230,7 +230,7 @@ def holder(holder_id: int):
     return _holder_screen(holder_id)
 
 
-@bp.post("/holders/<int:holder_id>/lock")
+@bp.post("/holders/<rowid:holder_id>/lock")
 @require_operator(operators.MANAGE_HOLDERS)
 def lock_holder(holder_id: int):
     db, now = get_db(), current.now()
@@ -242,7 +242,7 @@ def lock_holder(holder_id: int):
     return _holder_screen(holder_id, notice=_("Kart sahibinin girişi kilitlendi; açık oturumları kapatıldı."))
 
 
-@bp.post("/holders/<int:holder_id>/unlock")
+@bp.post("/holders/<rowid:holder_id>/unlock")
 @require_operator(operators.MANAGE_HOLDERS)
 def unlock_holder(holder_id: int):
     db = get_db()
@@ -257,7 +257,7 @@ LINK_SUBJECTS = {reset.PURPOSE_ACTIVATION: _l("Hesap etkinleştirme bağlantıs�
                  reset.PURPOSE_RESET: _l("Güvenlik sözcüğü yenileme bağlantısı")}
 
 
-@bp.post("/holders/<int:holder_id>/link")
+@bp.post("/holders/<rowid:holder_id>/link")
 @require_operator(operators.MANAGE_HOLDERS)
 def send_link(holder_id: int):
     """Mail the holder an activation link (no word set yet) or a reset link, to the institutional address only."""
@@ -281,7 +281,7 @@ def send_link(holder_id: int):
     return _holder_screen(holder_id, notice=_("Bağlantı kart sahibinin kurumsal e-posta adresine gönderildi."))
 
 
-@bp.post("/holders/<int:holder_id>/suspend")
+@bp.post("/holders/<rowid:holder_id>/suspend")
 @require_operator(operators.MANAGE_HOLDERS)
 def suspend_certificate(holder_id: int):
     """The call-centre case: the holder calls, the operator suspends a certificate, with the call's reason."""
@@ -411,7 +411,7 @@ def renewals_csv():
                     headers={"Content-Disposition": 'attachment; filename="kamusm-renewals.csv"'})
 
 
-@bp.post("/renewals/<int:request_id>/done")
+@bp.post("/renewals/<rowid:request_id>/done")
 @require_operator(operators.MANAGE_HOLDERS)
 def renewal_done(request_id: int):
     """Close a request the institution has dealt with; back to the holder's page or the list."""

@@ -46,7 +46,7 @@ def add_operator():
                              notice=_("Operatör eklendi: %(name)s", name=operators.check_name(form["name"])))
 
 
-@bp.post("/operators/<int:operator_id>")
+@bp.post("/operators/<rowid:operator_id>")
 @require_operator(operators.MANAGE_OPERATORS)
 def operator_change(operator_id: int):
     db, now = get_db(), current.now()

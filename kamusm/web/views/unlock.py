@@ -199,7 +199,7 @@ def _send_pairing_notice(db, holder_id: int, fingerprint: str, now: float) -> No
     audit.record(db, now, "unlock.pair_notice", "sent", holder_id, current.client_ip())
 
 
-@bp.post("/unlock/helpers/<int:key_id>/delete")
+@bp.post("/unlock/helpers/<rowid:key_id>/delete")
 @limiter.limit("10 per minute")
 @guards.require_stage(auth.STAGE_DONE)
 def remove_helper(key_id: int):
