@@ -12,6 +12,8 @@ BUILD_PACKAGES := swig libpcsclite-dev gcc python3-dev
 CARD_PACKAGES := pcscd vsmartcard-vpcd
 # The multi-worker tests run gunicorn against a real redis for the shared rate limits.
 REDIS_PACKAGES := redis-server
+# The storage and concurrency tests also run on a throwaway PostgreSQL (tests/postgres_server.py).
+POSTGRES_PACKAGES := postgresql
 VPCD_DRIVER := /usr/lib/pcsc/drivers/serial/libifdvpcd.so
 
 .PHONY: run demo-helper test lint setup translations messages system-test-deps clean helper-dist wheelhouse
@@ -83,6 +85,8 @@ system-test-deps:
 	@command -v pcscd >/dev/null 2>&1 && test -e $(VPCD_DRIVER) || { echo "pcscd or vpcd is missing and could not be installed" >&2; exit 1; }
 	@command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && $(APT_INSTALL) $(REDIS_PACKAGES); }
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is missing and could not be installed" >&2; exit 1; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && $(APT_INSTALL) $(POSTGRES_PACKAGES); }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "PostgreSQL is missing and could not be installed" >&2; exit 1; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -106,6 +106,10 @@ SETTINGS: tuple[Setting, ...] = (
             "empty uses instance/helper."),
     Setting("KAMUSM_CALL_CENTRE", "444 5 576", _str,
             "Telephone number shown to holders whose phone number is wrong."),
+    Setting("KAMUSM_DATABASE_URL", "", _str,
+            "Where the data lives: empty for instance/kamusm.db, sqlite:///PATH for another SQLite file, or "
+            "postgresql://USER@HOST/DB (psycopg; a password in the URL is never printed) for several app servers "
+            "sharing one database."),
     Setting("KAMUSM_INSTITUTION_NAME", "Demo Üniversitesi", _str,
             "The institution's name: shown in the page header and title, and the signature of every mail."),
     Setting("KAMUSM_LOGO_FILE", "", _str,
@@ -183,6 +187,9 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
 
 def check_settings(values: dict[str, Any]) -> None:
     """Refuse combinations that would weaken the portal. Raises ConfigError."""
+    if values["KAMUSM_DATABASE_URL"] and not values["KAMUSM_DATABASE_URL"].startswith(
+            ("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError("KAMUSM_DATABASE_URL must be sqlite:///PATH or postgresql://…")
     if values["KAMUSM_CAPTCHA"] not in {"image", "off"}:
         raise ConfigError("KAMUSM_CAPTCHA must be image or off")
     if values["KAMUSM_CAPTCHA"] == "off" and not values["KAMUSM_DEMO"]:

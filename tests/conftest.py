@@ -54,6 +54,22 @@ def app_config(tmp_path, clock) -> dict:
     }
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """tests/postgres_server.py: one throwaway PostgreSQL for the session."""
+    from tests.postgres_server import Server
+
+    server = Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_database(postgres_server) -> str:
+    """The URL of a new, empty PostgreSQL database (KAMUSM_DATABASE_URL)."""
+    return postgres_server.new_database()
+
+
 @pytest.fixture
 def app(app_config):
     app = create_app(app_config)

@@ -1,5 +1,8 @@
-"""Counters and single use hold when requests race (separate connections, real SQLite locking)."""
+"""Counters and single use hold when requests race (separate connections, real locking), on SQLite and on
+PostgreSQL (tests/postgres_server.py): the same rules, the same write lock discipline."""
 import threading
+
+import pytest
 
 from kamusm import otp, reset, storage
 from kamusm.auth import check_security_word
@@ -8,6 +11,15 @@ from tests.conftest import SELIN, audit_events, id_of, open_db
 from tests.counting_hasher import CountingHasher
 
 THREADS = 20
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def app_config(request, app_config):
+    if request.param == "postgresql":
+        return {**app_config, "KAMUSM_DATABASE_URL": request.getfixturevalue("postgres_database")}
+    return app_config
+
+
 BURST = 30
 THRESHOLD = 5
 
@@ -173,6 +185,8 @@ def test_parallel_reset_requests_issue_no_more_links_than_the_hourly_cap(app, db
 
 
 def test_database_runs_in_wal_with_a_busy_timeout(db):
+    if storage.postgres.is_postgres(db):
+        pytest.skip("SQLite's own settings")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL; vault writes run FULL (tests/test_db.py)

@@ -36,7 +36,8 @@ def init_command() -> None:
     certificates.issue_for_new_cards(get_db(), Path(current_app.instance_path), current_app.config["KAMUSM_DEMO"],
                                      current_app.config["KAMUSM_PUBLIC_URL"], current.now())
     audit.record(get_db(), current.now(), "admin.init", "ok", schema=version)
-    click.echo(f"database ready at schema version {version}: {current_app.config['DATABASE']}")
+    click.echo(f"database ready at schema version {version}: "
+               f"{storage.connection.describe(current_app.config['DATABASE'])}")
 
 
 @kamusm_cli.command("demo")

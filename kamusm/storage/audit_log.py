@@ -48,10 +48,11 @@ def search_audit(db: sqlite_utils.Database, *, holder_id: int | None = None, eve
     """Audit entries, newest first, filtered: a holder, an event name prefix, the operator named in the detail,
     a time range (None or "" leaves a filter out)."""
     return fetch_all(db, """SELECT * FROM audit
-                            WHERE (? IS NULL OR holder_id = ?)
+                            WHERE (CAST(? AS BIGINT) IS NULL OR holder_id = ?)
                               AND (? = '' OR substr(event, 1, length(?)) = ?)
                               AND (? = '' OR json_extract(detail, '$.operator') = ?)
-                              AND (? IS NULL OR at >= ?) AND (? IS NULL OR at < ?)
+                              AND (CAST(? AS DOUBLE PRECISION) IS NULL OR at >= ?)
+                              AND (CAST(? AS DOUBLE PRECISION) IS NULL OR at < ?)
                             ORDER BY id DESC LIMIT ? OFFSET ?""",
                      [holder_id, holder_id, event, event, event, operator, operator, since, since, until, until,
                       -1 if limit is None else limit, offset])

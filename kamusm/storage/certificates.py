@@ -14,8 +14,8 @@ def cards_without_certificate(db: sqlite_utils.Database, holder_id: int | None =
         db,
         """SELECT cards.*, holders.name FROM cards JOIN holders ON holders.id = cards.holder_id
            WHERE NOT EXISTS (SELECT 1 FROM certificates WHERE certificates.card_serial = cards.serial
-                             AND (:count_revoked OR certificates.status != 'revoked'))
-             AND (:holder_id IS NULL OR cards.holder_id = :holder_id)
+                             AND (:count_revoked = 1 OR certificates.status != 'revoked'))
+             AND (CAST(:holder_id AS BIGINT) IS NULL OR cards.holder_id = :holder_id)
            ORDER BY cards.id""", {"count_revoked": int(count_revoked), "holder_id": holder_id})
 
 
@@ -24,8 +24,8 @@ def insert_certificate(db: sqlite_utils.Database, holder_id: int, card_serial: s
     with write(db):
         return db.execute(
             """INSERT INTO certificates (holder_id, card_serial, serial_hex, der, not_before, not_after, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?)""",
-            [holder_id, card_serial, serial_hex, der, not_before, not_after, now]).lastrowid
+               VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id""",
+            [holder_id, card_serial, serial_hex, der, not_before, not_after, now]).fetchone()[0]
 
 
 def holder_certificates(db: sqlite_utils.Database, holder_id: int) -> list[dict]:

@@ -23,8 +23,8 @@ def insert_code(db: sqlite_utils.Database, holder_id: int, attempt: str, code_ma
                    [sent_at, attempt])
         return db.execute(
             """INSERT INTO sms_codes (holder_id, attempt, code_mac, sent_at, expires_at)
-               VALUES (?, ?, ?, ?, ?)""",
-            [holder_id, attempt, code_mac, sent_at, expires_at]).lastrowid
+               VALUES (?, ?, ?, ?, ?) RETURNING id""",
+            [holder_id, attempt, code_mac, sent_at, expires_at]).fetchone()[0]
 
 
 def void_codes(db: sqlite_utils.Database, attempt: str, now: float) -> None:

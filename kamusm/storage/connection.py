@@ -13,15 +13,40 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+import psycopg
 import sqlite_utils
+
+from kamusm.storage import postgres
 
 BUSY_TIMEOUT_SECONDS = 5
 LOCK_POLL_MIN_SECONDS = 0.0002
 LOCK_POLL_MAX_SECONDS = 0.001
 SYNCHRONOUS_FULL = 2
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# What a storage fault is, whichever database: the web layer turns these into a 503 and a fresh connection.
+StorageError = (sqlite3.Error, psycopg.Error)
+StorageUnavailable = (sqlite3.OperationalError, psycopg.OperationalError)
 
 
-def connect(path: str | Path) -> sqlite_utils.Database:
+def connect(location: str | Path) -> sqlite_utils.Database | postgres.Database:
+    """A SQLite file path (or sqlite:///path) or a postgresql:// URL (KAMUSM_DATABASE_URL)."""
+    text = str(location)
+    if text.startswith(POSTGRES_SCHEMES):
+        return postgres.Database(text)
+    return connect_sqlite(text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else text)
+
+
+def describe(location: str | Path) -> str:
+    """The location to print: a PostgreSQL URL without its password."""
+    text = str(location)
+    if text.startswith(POSTGRES_SCHEMES) and "@" in text:
+        scheme, rest = text.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
+    return text
+
+
+def connect_sqlite(path: str | Path) -> sqlite_utils.Database:
     """Open the database with the pragmas every connection needs.
 
     isolation_level=None hands transaction control to `write()`. synchronous=NORMAL: in WAL mode a
@@ -51,6 +76,9 @@ def write(db: sqlite_utils.Database, durable: bool = False) -> Iterator[sqlite_u
     level when the transaction begins, so a durable write nested in an ordinary one is refused.
     """
     conn = db.conn
+    if postgres.is_postgres(db):  # every PostgreSQL commit is durable (synchronous_commit stays on)
+        yield from _write_postgres(db)
+        return
     if conn.in_transaction:
         if durable and conn.execute("PRAGMA synchronous").fetchone()[0] != SYNCHRONOUS_FULL:
             raise RuntimeError("a durable write cannot join an ordinary transaction; make the outer one durable")
@@ -70,6 +98,20 @@ def write(db: sqlite_utils.Database, durable: bool = False) -> Iterator[sqlite_u
     finally:
         if durable and not conn.in_transaction:  # else the connection is past saving and gets discarded
             conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def _write_postgres(db: postgres.Database) -> Iterator[postgres.Database]:
+    if db.conn.in_transaction:
+        yield db
+        return
+    db.begin_write()
+    try:
+        yield db
+        db.conn.raw.execute("COMMIT")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.raw.execute("ROLLBACK")
+        raise
 
 
 def _begin_immediate(conn: sqlite3.Connection) -> None:

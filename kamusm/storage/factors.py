@@ -113,8 +113,8 @@ def count_factor_attempt(db: sqlite_utils.Database, holder_id: int, factor: str,
     in any worker cannot all pass a lock that one of them is about to set."""
     with write(db):
         row = fetch_one(db, """INSERT INTO factor_failures (holder_id, factor, failures) VALUES (?, ?, 1)
-                               ON CONFLICT(holder_id, factor) DO UPDATE SET failures = failures + 1
-                               WHERE locked_until <= ? RETURNING failures""", [holder_id, factor, now])
+                               ON CONFLICT(holder_id, factor) DO UPDATE SET failures = factor_failures.failures + 1
+                               WHERE factor_failures.locked_until <= ? RETURNING failures""", [holder_id, factor, now])
     return row["failures"] if row else None
 
 

@@ -47,8 +47,9 @@ def start_pairing(db: sqlite_utils.Database, holder_id: int, attempt: str, publi
         db.execute("DELETE FROM helper_pairings WHERE expires_at < ?", [now])
         cursor = db.execute(
             """INSERT INTO helper_pairings (holder_id, attempt, public_key, name, code_mac, created_at, expires_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?)""", [holder_id, attempt, public_key, name, code_mac, now, expires_at])
-        return cursor.lastrowid
+               VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id""", [holder_id, attempt, public_key, name, code_mac, now,
+                                                             expires_at])
+        return cursor.fetchone()[0]
 
 
 def find_pairing(db: sqlite_utils.Database, holder_id: int, attempt: str) -> dict | None:

@@ -88,7 +88,7 @@ def search_holders(db: sqlite_utils.Database, query: str, limit: int, offset: in
     total = fetch_one(db, """SELECT count(*) AS n FROM (
                                SELECT id FROM holders WHERE identity >= ? AND identity < ?
                                UNION SELECT holder_id FROM cards WHERE serial >= ? AND serial < ?
-                               UNION SELECT id FROM holders WHERE instr(name_key, ?) > 0)""", params)["n"]
+                               UNION SELECT id FROM holders WHERE instr(name_key, ?) > 0) AS matches""", params)["n"]
     rows = fetch_all(db, """SELECT id, identity, name, locked_until, failed_logins, word_hash IS NOT NULL AS word_set
                             FROM holders WHERE id IN (
                               SELECT id FROM holders WHERE identity >= ? AND identity < ?

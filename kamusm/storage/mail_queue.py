@@ -10,8 +10,9 @@ def enqueue_mail(db: sqlite_utils.Database, holder_id: int | None, recipient: st
                  now: float) -> int:
     with write(db):
         return db.execute(
-            "INSERT INTO mail_queue (holder_id, recipient, subject, body, queued_at) VALUES (?, ?, ?, ?, ?)",
-            [holder_id, recipient, subject, body, now]).lastrowid
+            """INSERT INTO mail_queue (holder_id, recipient, subject, body, queued_at) VALUES (?, ?, ?, ?, ?)
+               RETURNING id""",
+            [holder_id, recipient, subject, body, now]).fetchone()[0]
 
 
 def get_queued_mail(db: sqlite_utils.Database, mail_id: int) -> dict | None:

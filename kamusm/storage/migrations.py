@@ -1,9 +1,11 @@
-"""The schema: numbered migrations recorded in PRAGMA user_version; a migration never drops data."""
+"""The schema: numbered migrations recorded in PRAGMA user_version (on PostgreSQL a schema_version table);
+a migration never drops data. Written in SQLite's SQL, which kamusm.storage.postgres carries over."""
 from __future__ import annotations
 
 import sqlite_utils
 
 from kamusm.storage.connection import write
+from kamusm.storage.postgres import is_postgres
 from kamusm.storage.search import search_key
 
 
@@ -69,6 +71,13 @@ def _migration_1(db: sqlite_utils.Database) -> None:
             prev_hash TEXT NOT NULL,
             hash TEXT NOT NULL
         )""")
+    if is_postgres(db):
+        db.execute("""
+            CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$""")
+        db.execute("CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON audit "
+                   "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()")
+        return
     db.execute("""
         CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
@@ -343,7 +352,19 @@ MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
+    if is_postgres(db):
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = db.execute("SELECT version FROM schema_version").fetchone()
+        return row[0] if row else 0
     return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def _record_version(db, number: int) -> None:
+    if is_postgres(db):
+        db.execute("DELETE FROM schema_version")
+        db.execute("INSERT INTO schema_version (version) VALUES (?)", [number])
+    else:
+        db.execute(f"PRAGMA user_version = {number}")
 
 
 def migrate(db: sqlite_utils.Database) -> int:
@@ -353,5 +374,5 @@ def migrate(db: sqlite_utils.Database) -> int:
             if schema_version(db) >= number:
                 continue
             migration(db)
-            db.execute(f"PRAGMA user_version = {number}")
+            _record_version(db, number)
     return schema_version(db)

@@ -32,8 +32,9 @@ def queue_reminder(db: sqlite_utils.Database, certificate_id: int, days: int, ch
     makes a second run, or a parallel one, queue nothing)."""
     with write(db):
         return db.execute(
-            """INSERT OR IGNORE INTO reminders (certificate_id, days, channel, next_try_at, created_at)
-               VALUES (?, ?, ?, ?, ?)""", [certificate_id, days, channel, now, now]).rowcount == 1
+            """INSERT INTO reminders (certificate_id, days, channel, next_try_at, created_at)
+               VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+            [certificate_id, days, channel, now, now]).rowcount == 1
 
 
 def due_reminders(db: sqlite_utils.Database, now: float) -> list[dict]:
@@ -67,7 +68,7 @@ def mark_reminder_sent(db: sqlite_utils.Database, reminder_id: int, now: float) 
 def mark_reminder_failed(db: sqlite_utils.Database, reminder_id: int, reason: str, final: bool) -> None:
     """Note why a try failed; final=True ends the reminder (state failed), else the claimed retry stands."""
     with write(db):
-        db.execute("UPDATE reminders SET reason = ?, state = CASE WHEN ? THEN 'failed' ELSE state END WHERE id = ?",
+        db.execute("UPDATE reminders SET reason = ?, state = CASE WHEN ? = 1 THEN 'failed' ELSE state END WHERE id = ?",
                    [reason, int(final), reminder_id])
 
 
@@ -82,10 +83,10 @@ def holder_reminders(db: sqlite_utils.Database, holder_id: int) -> list[dict]:
 def add_renewal_request(db: sqlite_utils.Database, holder_id: int, certificate_id: int, now: float) -> int | None:
     """A new open request; None when the certificate has one open already (the partial unique index)."""
     with write(db):
-        cursor = db.execute(
-            """INSERT OR IGNORE INTO renewal_requests (holder_id, certificate_id, requested_at) VALUES (?, ?, ?)""",
-            [holder_id, certificate_id, now])
-        return cursor.lastrowid if cursor.rowcount == 1 else None
+        row = db.execute(
+            """INSERT INTO renewal_requests (holder_id, certificate_id, requested_at) VALUES (?, ?, ?)
+               ON CONFLICT DO NOTHING RETURNING id""", [holder_id, certificate_id, now]).fetchone()
+        return row[0] if row else None
 
 
 def open_renewal_request(db: sqlite_utils.Database, certificate_id: int) -> dict | None:

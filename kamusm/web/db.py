@@ -11,13 +11,13 @@ cross fork().
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 
 import sqlite_utils
 from flask import Flask, current_app, g
 
 from kamusm import storage
+from kamusm.storage.connection import StorageError
 
 EXTENSION = "kamusm.connections"
 
@@ -29,7 +29,7 @@ class ThreadConnections:
         self.path = path
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._open: set[sqlite3.Connection] = set()
+        self._open: set = set()
         self._pid = os.getpid()
 
     def get(self) -> sqlite_utils.Database:
@@ -50,7 +50,7 @@ class ThreadConnections:
             return
         try:
             storage.connection.rollback_if_open(db)
-        except sqlite3.Error:
+        except StorageError:
             self.discard()
 
     def discard(self) -> None:
@@ -95,7 +95,7 @@ def note_storage_fault() -> None:
 def release_db(error: BaseException | None = None) -> None:
     db = g.pop("db", None)
     if db is not None:
-        broken = isinstance(error, sqlite3.Error) or g.pop("storage_fault", False)
+        broken = isinstance(error, StorageError) or g.pop("storage_fault", False)
         connections(current_app).release(db, broken)
 
 

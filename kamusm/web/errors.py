@@ -1,8 +1,6 @@
 """The error pages: every failure a holder can meet becomes a page that says what happened, never a trace."""
 from __future__ import annotations
 
-import sqlite3
-
 from flask import (
     Flask,
     Response,
@@ -16,6 +14,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from kamusm.errors import KamusmError
+from kamusm.storage.connection import StorageUnavailable
 from kamusm.web.db import note_storage_fault
 from kamusm.web.rendering import render_screen
 
@@ -58,8 +57,7 @@ def register_error_pages(app: Flask) -> None:
     def kamusm_error(error: KamusmError):
         return _error_page(error.status, str(error))
 
-    @app.errorhandler(sqlite3.OperationalError)
-    def storage_unavailable(error: sqlite3.OperationalError):
+    def storage_unavailable(error: Exception):
         # Locked past the busy timeout, read-only, or full: the write was rolled back, nothing is half-done.
         current_app.logger.error("storage unavailable: %s", error)
         note_storage_fault()
@@ -67,6 +65,9 @@ def register_error_pages(app: Flask) -> None:
             "Sistem şu anda isteğinizi kaydedemiyor. Hiçbir bilginiz değişmedi; lütfen biraz sonra tekrar deneyiniz.")))
         response.headers["Retry-After"] = "30"
         return response
+
+    for unavailable in StorageUnavailable:
+        app.register_error_handler(unavailable, storage_unavailable)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
@@ -85,6 +86,6 @@ def register_error_pages(app: Flask) -> None:
     def server_error(error: Exception):
         # A storage fault while saving the session happens after the view, where only 500 handlers run.
         original = getattr(error, "original_exception", None)
-        if isinstance(original, sqlite3.OperationalError):
+        if isinstance(original, StorageUnavailable):
             return storage_unavailable(original)
         return _error_page(500, _("Beklenmeyen bir hata oluştu. Lütfen daha sonra tekrar deneyiniz."))

@@ -69,7 +69,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     check_settings(settings)
     app.config.update(settings)
     app.config.update(
-        DATABASE=str(instance_path / "kamusm.db"),
+        DATABASE=settings["KAMUSM_DATABASE_URL"] or str(instance_path / "kamusm.db"),
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         # Referrer-Policy no-referrer removes the Referer this check wants; security.refuse_cross_site checks instead.
         WTF_CSRF_SSL_STRICT=False,

@@ -6,7 +6,6 @@ renewed (new id, new token) at each step of a login.
 from __future__ import annotations
 
 import hmac
-import sqlite3
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -25,6 +24,7 @@ from flask_babel import format_datetime, get_locale
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
+from kamusm.storage.connection import StorageError
 from kamusm.web import templating
 
 SIGNED_CSRF_TOKEN = "csrf_token_signed"
@@ -83,7 +83,7 @@ def page_csrf_token() -> str:
         token = generate_csrf()
         session[SIGNED_CSRF_TOKEN] = [key_id, token]
         return token
-    except (AssertionError, sqlite3.Error):
+    except (AssertionError, *StorageError):
         return ""
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import time
 
 from flask import Flask, Request, Response
@@ -28,6 +27,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
 from kamusm import housekeeping, storage
+from kamusm.storage.connection import StorageError
 
 TOKEN_BYTES = 32
 TOUCH_INTERVAL_SECONDS = 15
@@ -55,7 +55,7 @@ class ServerSession(CallbackDict, SessionMixin):
         self.rotate_requested = False
         self.destroy_requested = False
         self.expired_on_open = False
-        self.storage_error: sqlite3.Error | None = None
+        self.storage_error: Exception | None = None
         self.sessionless = False
 
     def rotate(self) -> None:
@@ -115,7 +115,7 @@ class SqliteSessionInterface(SessionInterface):
             return ServerSession(created_at=now)
         try:
             row = storage.sessions.load_session(self._db_factory(), _hash(token))
-        except sqlite3.Error as exc:
+        except StorageError as exc:
             # The database cannot be read: hand out an empty session so the error page can render;
             # kamusm.web.errors.raise_storage_error turns the fault into a 503 before any view runs.
             unavailable = ServerSession(created_at=now)

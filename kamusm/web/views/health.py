@@ -1,12 +1,12 @@
 """GET /healthz: liveness and readiness (the database answers and is migrated, the catalogs are compiled)."""
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify
 
 from kamusm import catalogs, storage
+from kamusm.storage.connection import StorageError
 from kamusm.web.db import get_db
 from kamusm.web.locale import LANGUAGES
 
@@ -17,7 +17,7 @@ bp = Blueprint("health", __name__)
 def healthz():
     try:
         version = storage.migrations.schema_version(get_db())
-    except sqlite3.Error:
+    except StorageError:
         return jsonify(status="error", database="unavailable"), 503
     problems = catalogs.catalog_problems(LANGUAGES, Path(current_app.config["BABEL_TRANSLATION_DIRECTORIES"]))
     if problems:
