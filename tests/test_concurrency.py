@@ -183,10 +183,3 @@ def test_parallel_reset_requests_issue_no_more_links_than_the_hourly_cap(app, db
     assert outcomes.count(("word.forgot", "link_issued")) == cap
     assert outcomes.count(("word.forgot", "capped")) == BURST - cap
 
-
-def test_database_runs_in_wal_with_a_busy_timeout(db):
-    if storage.postgres.is_postgres(db):
-        pytest.skip("SQLite's own settings")
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
-    assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL; vault writes run FULL (tests/test_db.py)

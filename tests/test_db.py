@@ -123,3 +123,9 @@ def test_a_writer_waits_for_the_lock_and_gets_it_when_freed(app, db):
         release.join()
         holder.conn.close()
     assert db.execute("SELECT min(failed_logins) FROM holders").fetchone()[0] == 1
+
+
+def test_database_runs_in_wal_with_a_busy_timeout(db):
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL; vault writes run FULL (above)
