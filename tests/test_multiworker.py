@@ -1,16 +1,17 @@
-"""Several gunicorn workers: the lockout, code single use and per-IP limits still hold.
+"""Several gunicorn workers, and two servers: the lockout, code single use and per-IP limits still hold.
 
-A real redis-server (Debian's) on a free port, no persistence, and gunicorn
-with kamusm/gunicorn_conf.py, 3 workers and RATELIMIT_STORAGE_URI=redis://,
-on a temporary instance with the demo holders (demo mode, captcha off). Every
-request goes over its own connection, so the kernel hands them to whichever
-worker accepts first; the access log's pid column shows they were spread.
-Per-IP limits are told apart by binding clients to other loopback addresses
-(127.0.x.y). Under CI=true a missing redis-server fails; elsewhere it skips.
+A real redis-server (Debian's) on a free port, no persistence, and gunicorn with kamusm/gunicorn_conf.py and
+RATELIMIT_STORAGE_URI=redis://, on a temporary instance with the demo holders (demo mode, captcha off). Every test
+runs twice: on SQLite, one server with 3 workers; on PostgreSQL (tests/postgres_server.py), two servers on two ports
+with 2 workers each, each with its own copy of the instance folder, so all they share is the database and redis, as
+two machines would. Every request goes over its own connection, to the servers in turn, so the kernel hands them to
+whichever worker accepts first; the access logs' pid column shows they were spread. Per-IP limits are told apart by
+binding clients to other loopback addresses (127.0.x.y). Under CI=true a missing redis-server fails; elsewhere it skips.
 """
 from __future__ import annotations
 
 import http.client
+import itertools
 import os
 import re
 import shutil
@@ -19,8 +20,10 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack, contextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlencode
 
 import pytest
@@ -28,7 +31,7 @@ import pytest
 from kamusm import serve, storage, vault
 from kamusm.auth import LOCK_BASE_SECONDS
 from kamusm.demo import DEMO_HOLDERS, load_demo_holders
-from kamusm.web.db import get_db
+from kamusm.web.db import connections, get_db
 from kamusm.web.factory import create_app
 from kamusm.words import WordHasher
 
@@ -37,7 +40,8 @@ pytestmark = pytest.mark.multiworker
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 CONF = ROOT / "kamusm" / "gunicorn_conf.py"
-WORKERS = 3
+WORKERS = 3  # on SQLite
+SERVERS_ON_POSTGRES, WORKERS_ON_POSTGRES = 2, 2
 LOGIN_RATE_PER_MINUTE = 5
 LOCKOUT_THRESHOLD = 5
 START_SECONDS = 30
@@ -49,6 +53,7 @@ BURST = 40
 LOGIN_FAILED = "Kimlik numarası ya da güvenlik sözcüğü hatalı"
 
 STATUSES: list[int] = []  # every status any test here saw, for the no-5xx check at the end
+_turns = itertools.count()  # requests go to the servers in turn, whichever client sends them
 
 
 def free_port() -> int:
@@ -93,12 +98,13 @@ def stop(process: subprocess.Popen) -> None:
 class Browser:
     """A client with its own cookies and its own loopback address; one connection per request."""
 
-    def __init__(self, port: int, source: str = "127.0.0.1"):
-        self.port, self.source = port, source
+    def __init__(self, ports: list[int], source: str = "127.0.0.1"):
+        self.ports, self.source = ports, source
         self.cookies: dict[str, str] = {}
 
     def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, str, str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30, source_address=(self.source, 0))
+        port = self.ports[next(_turns) % len(self.ports)]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(self.source, 0))
         headers = {"Connection": "close"}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
@@ -147,10 +153,10 @@ def in_parallel(calls) -> list:
     return results
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A redis of the servers' own: the per-IP counts of one database's run do not carry into the other's."""
     binary = find_redis_server()
-    folder = tmp_path_factory.mktemp("redis")
     port = free_port()
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                                 "--dir", str(folder), "--protected-mode", "yes", "--loglevel", "warning"],
@@ -168,14 +174,20 @@ def redis_url(tmp_path_factory):
         stop(process)
 
 
-@pytest.fixture(scope="module")
-def instance(tmp_path_factory) -> Path:
+def make_instance(folder: Path, database_url: str = "") -> Path:
     """An initialised instance with the demo holders, made before any worker starts."""
-    path = tmp_path_factory.mktemp("multiworker") / "instance"
-    app = create_app({"KAMUSM_INSTANCE": str(path), "KAMUSM_DEMO": True})
+    config = {"KAMUSM_INSTANCE": str(folder), "KAMUSM_DEMO": True, "KAMUSM_DATABASE_URL": database_url}
+    app = create_app(config)
     with app.app_context():
         load_demo_holders(get_db(), app.extensions["kamusm.hasher"], vault.app_keyring(), time.time())
-    return path
+    connections(app).close_all()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory) -> Path:
+    """A SQLite instance for the servers that must refuse to start."""
+    return make_instance(tmp_path_factory.mktemp("multiworker") / "instance")
 
 
 def server_env(instance: Path, **extra: str) -> dict[str, str]:
@@ -191,35 +203,52 @@ def start_gunicorn(env: dict[str, str], port: int, log: Path) -> subprocess.Pope
                                 cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
 
 
-@pytest.fixture(scope="module")
-def server(redis_url, instance, tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("gunicorn") / "server.log"
-    env = server_env(instance, RATELIMIT_STORAGE_URI=redis_url, RATELIMIT_ENABLED="true",
-                     KAMUSM_WORKERS=str(WORKERS), KAMUSM_LOGIN_RATE=f"{LOGIN_RATE_PER_MINUTE} per minute",
-                     KAMUSM_SMS_RATE="1000 per minute", KAMUSM_CODE_RATE="1000 per minute")
-    process = start_gunicorn(env, port, log)
-
-    def healthy() -> bool:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            conn.request("GET", "/healthz")
-            return conn.getresponse().status == 200
-        finally:
-            conn.close()
-
+def healthy(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
-        wait_for(healthy, "gunicorn", process, log)
-        # Every worker must be up, or the first requests would all land on the first one.
-        wait_for(lambda: log.read_text().count("Booting worker") >= WORKERS, "the workers", process, log)
-        yield {"port": port, "log": log, "instance": instance}
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
     finally:
-        stop(process)
+        conn.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request, tmp_path_factory):
+    """One server with 3 workers on SQLite; on PostgreSQL two servers with 2 workers each, each on its own copy
+    of the instance folder (the keys an institution would copy to every machine)."""
+    folder = tmp_path_factory.mktemp(f"multiworker-{request.param}")
+    if request.param == "sqlite":
+        instances, workers = [make_instance(folder / "instance")], WORKERS
+        database = str(instances[0] / "kamusm.db")
+    else:
+        database = request.getfixturevalue("postgres_server").new_database()
+        first = make_instance(folder / "instance-1", database)
+        instances = [first] + [Path(shutil.copytree(first, folder / f"instance-{number}"))
+                               for number in range(2, SERVERS_ON_POSTGRES + 1)]
+        workers = WORKERS_ON_POSTGRES
+    ports, logs, processes = [], [], []
+    with ExitStack() as cleanup:
+        redis_url = cleanup.enter_context(redis_server(folder))
+        for number, instance in enumerate(instances, start=1):
+            port, log = free_port(), folder / f"server-{number}.log"
+            env = server_env(instance, RATELIMIT_STORAGE_URI=redis_url, RATELIMIT_ENABLED="true",
+                             KAMUSM_WORKERS=str(workers), KAMUSM_LOGIN_RATE=f"{LOGIN_RATE_PER_MINUTE} per minute",
+                             KAMUSM_SMS_RATE="1000 per minute", KAMUSM_CODE_RATE="1000 per minute",
+                             KAMUSM_DATABASE_URL="" if request.param == "sqlite" else database)
+            processes.append(start_gunicorn(env, port, log))
+            cleanup.callback(stop, processes[-1])
+            ports.append(port)
+            logs.append(log)
+        for port, log, process in zip(ports, logs, processes, strict=True):
+            wait_for(lambda port=port: healthy(port), "gunicorn", process, log)
+            # Every worker must be up, or the first requests would all land on the first one.
+            wait_for(lambda log=log: log.read_text().count("Booting worker") >= workers, "the workers", process, log)
+        yield {"ports": ports, "logs": logs, "database": database, "workers": workers}
 
 
 @pytest.fixture
 def db(server):
-    connection = storage.connect(server["instance"] / "kamusm.db")
+    connection = storage.connect(server["database"])
     yield connection
     connection.conn.close()
 
@@ -228,10 +257,14 @@ def holder_row(db, identity: str) -> dict:
     return storage.holders.find_holder(db, identity)
 
 
-def pids_for(log: Path, source: str, path: str) -> set[str]:
-    """Which worker pids answered requests from `source` for `path`, from the access log."""
+def log_lines(logs: list[Path]) -> list[str]:
+    return [line for log in logs for line in log.read_text().splitlines()]
+
+
+def pids_for(logs: list[Path], source: str, path: str) -> set[str]:
+    """Which worker pids answered requests from `source` for `path`, from the servers' access logs."""
     pids = set()
-    for line in log.read_text().splitlines():
+    for line in log_lines(logs):
         if line.startswith(f"{source} ") and f" {path} " in line:
             match = PID.search(line)
             if match:
@@ -242,8 +275,8 @@ def pids_for(log: Path, source: str, path: str) -> set[str]:
 def test_lockout_counts_every_failure_across_workers(server, db):
     """Threshold - 1 wrong words at once, each from its own address: every one counted, no lock yet;
     one more locks for exactly the first wait; then even the right word is refused."""
-    port = server["port"]
-    browsers = [Browser(port, f"127.0.1.{index + 1}") for index in range(LOCKOUT_THRESHOLD)]
+    ports = server["ports"]
+    browsers = [Browser(ports, f"127.0.1.{index + 1}") for index in range(LOCKOUT_THRESHOLD)]
     forms = [browser.login_form(SELIN["identity"], "wrong-word") for browser in browsers]
     first = in_parallel([lambda b=b, f=f: b.request("POST", "/login", f)[0]
                          for b, f in zip(browsers[:-1], forms[:-1], strict=True)])
@@ -257,7 +290,7 @@ def test_lockout_counts_every_failure_across_workers(server, db):
     assert row["failed_logins"] == LOCKOUT_THRESHOLD
     assert before + LOCK_BASE_SECONDS - 1 <= row["locked_until"] <= time.time() + LOCK_BASE_SECONDS
 
-    right = Browser(port, "127.0.1.100")
+    right = Browser(ports, "127.0.1.100")
     assert right.request("POST", "/login", right.login_form(SELIN["identity"], SELIN["security_word"]))[0] == 401
     assert holder_row(db, SELIN["identity"])["failed_logins"] == LOCKOUT_THRESHOLD
 
@@ -265,8 +298,8 @@ def test_lockout_counts_every_failure_across_workers(server, db):
 def test_burst_of_wrong_words_loses_no_update(server, db):
     """12 wrong words at once from 12 addresses: the counter equals the failures audited, the holder
     is locked, and the wait is the one the counter calls for."""
-    port = server["port"]
-    browsers = [Browser(port, f"127.0.2.{index + 1}") for index in range(12)]
+    ports = server["ports"]
+    browsers = [Browser(ports, f"127.0.2.{index + 1}") for index in range(12)]
     forms = [browser.login_form(KEMAL["identity"], "wrong-word") for browser in browsers]
     statuses = in_parallel([lambda b=b, f=f: b.request("POST", "/login", f)[0]
                             for b, f in zip(browsers, forms, strict=True)])
@@ -278,7 +311,7 @@ def test_burst_of_wrong_words_loses_no_update(server, db):
     assert holder["failed_logins"] == len(wrong) >= LOCKOUT_THRESHOLD
     assert len(wrong) + len(locked) == 12
     assert holder["locked_until"] > time.time()
-    assert len(set().union(*(pids_for(server["log"], b.source, "/login") for b in browsers))) >= 2
+    assert len(set().union(*(pids_for(server["logs"], b.source, "/login") for b in browsers))) >= 2
 
 
 def add_holder(db, identity: str, phone: str, word: str) -> int:
@@ -300,15 +333,15 @@ def test_a_burst_of_wrong_words_across_workers_is_hashed_threshold_times_and_loc
     """40 wrong words at once from 40 addresses, and the right word as soon as the database shows the
     first five counted: the holder's hash checked 5 times in all (one wrong_word entry per check),
     one lock, one lockout entry, and 41 identical refusals."""
-    port = server["port"]
+    ports = server["ports"]
     holder_id = add_holder(db, "BURST0001", "+905430000091", "burst-right-word")
-    browsers = [Browser(port, f"127.0.6.{index + 1}") for index in range(BURST + 1)]
+    browsers = [Browser(ports, f"127.0.6.{index + 1}") for index in range(BURST + 1)]
     forms = [browser.login_form("BURST0001", "wrong-word") for browser in browsers]
     forms[-1]["security_word"] = "burst-right-word"
     started = time.time()
 
     def right_word_behind_them():
-        watcher = storage.connect(server["instance"] / "kamusm.db")
+        watcher = storage.connect(server["database"])
         try:
             wait_until(lambda: storage.holders.get_holder(watcher, holder_id)["failed_logins"] >= LOCKOUT_THRESHOLD,
                        "five counted attempts")
@@ -328,18 +361,18 @@ def test_a_burst_of_wrong_words_across_workers_is_hashed_threshold_times_and_loc
     holder = storage.holders.get_holder(db, holder_id)
     assert holder["failed_logins"] == LOCKOUT_THRESHOLD
     assert started + LOCK_BASE_SECONDS - 1 <= holder["locked_until"] <= time.time() + LOCK_BASE_SECONDS
-    assert len(set().union(*(pids_for(server["log"], b.source, "/login") for b in browsers))) >= 2
+    assert len(set().union(*(pids_for(server["logs"], b.source, "/login") for b in browsers))) >= 2
 
 
 def test_bursts_of_sms_sends_and_wrong_codes_across_workers_get_one_sms_and_three_tries(server, db):
-    port = server["port"]
+    ports = server["ports"]
     holder_id = add_holder(db, "BURST0002", "+905430000092", "burst-sms-word")
-    browser = Browser(port, "127.0.7.1")
+    browser = Browser(ports, "127.0.7.1")
     assert browser.request("POST", "/login", browser.login_form("BURST0002", "burst-sms-word"))[0] == 303
     form = {"csrf_token": browser.token("/login/sms")}
 
     def clone(index: int) -> Browser:
-        copy = Browser(port, f"127.0.7.{index + 10}")
+        copy = Browser(ports, f"127.0.7.{index + 10}")
         copy.cookies = dict(browser.cookies)
         return copy
 
@@ -349,7 +382,7 @@ def test_bursts_of_sms_sends_and_wrong_codes_across_workers_get_one_sms_and_thre
     recipients = [message["recipient"] for message in storage.outbox.latest_outbox(db, "sms", 100)]
     assert recipients.count("+905430000092") == 1
     assert storage.codes.count_codes_sent_since(db, holder_id, 0) == 1
-    assert len(set().union(*(pids_for(server["log"], c.source, "/login/sms") for c in clones))) >= 2
+    assert len(set().union(*(pids_for(server["logs"], c.source, "/login/sms") for c in clones))) >= 2
 
     body = storage.outbox.latest_outbox(db, "sms", 1)[0]["body"]
     code = re.search(r"\b(\d{6})\b", body).group(1)
@@ -363,8 +396,8 @@ def test_bursts_of_sms_sends_and_wrong_codes_across_workers_get_one_sms_and_thre
 
 
 def test_one_code_submitted_in_parallel_opens_the_menu_once(server, db):
-    port = server["port"]
-    browser = Browser(port, "127.0.3.1")
+    ports = server["ports"]
+    browser = Browser(ports, "127.0.3.1")
     assert browser.request("POST", "/login", browser.login_form(AYSE["identity"], AYSE["security_word"]))[0] == 303
     assert browser.request("POST", "/login/sms", {"csrf_token": browser.token("/login/sms")})[0] == 303
     body = storage.outbox.latest_outbox(db, "sms", 1)[0]["body"]
@@ -373,7 +406,7 @@ def test_one_code_submitted_in_parallel_opens_the_menu_once(server, db):
     cookies = dict(browser.cookies)
 
     def submit(index: int):
-        clone = Browser(port, f"127.0.3.{index + 10}")
+        clone = Browser(ports, f"127.0.3.{index + 10}")
         clone.cookies = dict(cookies)
         status, location, _ = clone.request("POST", "/login/code", form)
         return status, location, clone
@@ -391,28 +424,49 @@ def test_one_code_submitted_in_parallel_opens_the_menu_once(server, db):
     assert len(logins) == 1
 
 
+def test_a_session_begun_on_one_server_is_the_same_on_the_other_and_ends_on_both(server, db):
+    """Logged in through the first server (word, SMS, code), the menu opens on the last; logging out there
+    ends it on the first too. On SQLite both are the one server."""
+    first, last = server["ports"][0], server["ports"][-1]
+    holder_id = add_holder(db, "BURST0003", "+905430000093", "two-servers-word")
+    on_first = Browser([first], "127.0.8.1")
+    assert on_first.request("POST", "/login", on_first.login_form("BURST0003", "two-servers-word"))[0] == 303
+    assert on_first.request("POST", "/login/sms", {"csrf_token": on_first.token("/login/sms")})[0] == 303
+    code = re.search(r"\b(\d{6})\b", storage.outbox.latest_outbox(db, "sms", 1)[0]["body"]).group(1)
+    assert on_first.request("POST", "/login/code", {"csrf_token": on_first.token("/login/code"), "code": code})[:2] \
+        == (303, "/menu")
+
+    on_last = Browser([last], "127.0.8.2")
+    on_last.cookies = dict(on_first.cookies)
+    assert on_last.request("GET", "/menu")[0] == 200
+    assert on_last.request("POST", "/logout", {"csrf_token": on_last.token("/menu")})[0] == 303
+    assert on_first.request("GET", "/menu")[0] != 200
+    events = [entry["event"] for entry in storage.audit_log.audit_entries(db, holder_id)]
+    assert events.count("login") == 1 and "logout" in events
+
+
 def test_per_ip_login_limit_holds_whichever_worker_answers(server):
-    port = server["port"]
-    one_by_one = Browser(port, "127.0.4.1")
+    ports = server["ports"]
+    one_by_one = Browser(ports, "127.0.4.1")
     form = one_by_one.login_form(UNKNOWN_IDENTITY, "wrong-word")
     statuses = [one_by_one.request("POST", "/login", form)[0] for _ in range(LOGIN_RATE_PER_MINUTE + 1)]
     assert statuses == [401] * LOGIN_RATE_PER_MINUTE + [429]
 
-    burst = Browser(port, "127.0.4.2")
+    burst = Browser(ports, "127.0.4.2")
     form = burst.login_form(UNKNOWN_IDENTITY, "wrong-word")
     statuses = in_parallel([lambda: burst.request("POST", "/login", form)[0] for _ in range(12)])
     assert sorted(statuses) == [401] * LOGIN_RATE_PER_MINUTE + [429] * (12 - LOGIN_RATE_PER_MINUTE)
-    answered_by = pids_for(server["log"], "127.0.4.1", "/login") | pids_for(server["log"], "127.0.4.2", "/login")
+    answered_by = pids_for(server["logs"], "127.0.4.1", "/login") | pids_for(server["logs"], "127.0.4.2", "/login")
     assert len(answered_by) >= 2, "every limited request went to one worker: the test proved nothing"
 
 
 def test_access_log_redacts_link_tokens_and_drops_query_strings(server):
-    browser = Browser(server["port"], "127.0.5.1")
+    browser = Browser(server["ports"], "127.0.5.1")
     browser.request("GET", "/reset/SECRET-link-token-123?lang=en&q=private-query")
     time.sleep(0.2)
-    lines = [line for line in server["log"].read_text().splitlines() if line.startswith("127.0.5.1 ")]
+    lines = [line for line in log_lines(server["logs"]) if line.startswith("127.0.5.1 ")]
     assert lines and "/reset/[redacted]" in lines[0]
-    log = server["log"].read_text()
+    log = "\n".join(log_lines(server["logs"]))
     assert "SECRET-link-token-123" not in log and "private-query" not in log
 
 
@@ -454,15 +508,17 @@ def test_storage_rules():
 
 
 def test_workers_share_the_cores_for_argon2(server):
-    slots = max(1, (os.cpu_count() or 1) // WORKERS)
-    lines = [line for line in server["log"].read_text().splitlines() if "Argon2id checks at once" in line]
-    assert len(lines) == WORKERS and all(line.endswith(f"runs at most {slots} Argon2id checks at once")
-                                         for line in lines)
+    slots = max(1, (os.cpu_count() or 1) // server["workers"])
+    lines = [line for line in log_lines(server["logs"]) if "Argon2id checks at once" in line]
+    assert len(lines) == server["workers"] * len(server["ports"])
+    assert all(line.endswith(f"runs at most {slots} Argon2id checks at once") for line in lines)
 
 
 def test_no_server_error_and_no_lock_error_in_the_log(server):
     """Runs last: nothing above got a 5xx, and no worker logged a locked database or a traceback."""
     assert all(status < 500 for status in STATUSES)
-    log = server["log"].read_text()
+    assert all(any(line.startswith("127.0.") for line in log_lines([log])) for log in server["logs"]), \
+        "a server answered nothing: the test proved nothing about two servers"
+    log = "\n".join(log_lines(server["logs"]))
     assert "database is locked" not in log
     assert "Traceback" not in log
