@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 from kamusm import audit, certificates, helper, housekeeping, roster, storage, vault
 from kamusm.cli.audit_commands import audit_cli
 from kamusm.cli.certificate_commands import certificates_cli
+from kamusm.cli.db_commands import db_cli
 from kamusm.cli.demo_commands import RESET_HELP, reset_demo, scenario_command
 from kamusm.cli.holder_commands import holder_cli
 from kamusm.cli.mail_commands import mail_cli
@@ -141,7 +142,7 @@ def helper_command(port: int, origins: tuple[str, ...], backend: str, home: Path
         raise click.ClickException(str(error)) from error
 
 
-for group in (holder_cli, mail_cli, audit_cli, certificates_cli, operator_cli, reminders_cli):
+for group in (holder_cli, mail_cli, audit_cli, certificates_cli, operator_cli, reminders_cli, db_cli):
     kamusm_cli.add_command(group)
 kamusm_cli.add_command(scenario_command)
 

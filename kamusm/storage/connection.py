@@ -30,10 +30,16 @@ StorageUnavailable = (sqlite3.OperationalError, psycopg.OperationalError)
 
 def connect(location: str | Path) -> sqlite_utils.Database | postgres.Database:
     """A SQLite file path (or sqlite:///path) or a postgresql:// URL (KAMUSM_DATABASE_URL)."""
+    path = sqlite_path(location)
+    return postgres.Database(str(location)) if path is None else connect_sqlite(path)
+
+
+def sqlite_path(location: str | Path) -> str | None:
+    """The SQLite file a location names, None for a PostgreSQL URL."""
     text = str(location)
     if text.startswith(POSTGRES_SCHEMES):
-        return postgres.Database(text)
-    return connect_sqlite(text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else text)
+        return None
+    return text.removeprefix("sqlite:///")
 
 
 def describe(location: str | Path) -> str:
