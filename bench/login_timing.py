@@ -47,7 +47,7 @@ def main() -> None:
                 with app.app_context():
                     from kamusm import storage
                     known_holder = storage.holders.find_holder(get_db(), "10000000146")
-                    storage.holders.clear_login_failures(get_db(), known_holder["id"])
+                    storage.holders.clear_failures(get_db(), known_holder["id"], storage.holders.LOGIN)
             known.append(timed_post(client, "10000000146"))
             unknown.append(timed_post(client, "10000000450"))
     known_median, unknown_median = statistics.median(known), statistics.median(unknown)

@@ -59,12 +59,12 @@ def reserve_attempt(db, holder_id: int, now: float, threshold: int) -> Reservati
     still runs: a right word clears the count and the lock like any success.
     """
     with storage.write(db):
-        failures = storage.holders.count_login_attempt(db, holder_id, now)
+        failures = storage.holders.count_attempt(db, holder_id, storage.holders.LOGIN, now)
         if failures is None:
             return None
         wait = lock_seconds(failures, threshold)
         if wait:
-            storage.holders.lock_holder(db, holder_id, now + wait)
+            storage.holders.lock_out(db, holder_id, storage.holders.LOGIN, now + wait)
     return Reservation(failures, wait, now + wait if wait else 0.0)
 
 
@@ -92,7 +92,7 @@ def check_security_word(db, hasher: WordHasher, identity: str, word: str, now: f
                              seconds=reservation.lock_seconds, failures=reservation.failures)
         raise LoginFailed(LOGIN_FAILED_MESSAGE)
     with storage.write(db):
-        storage.holders.clear_login_failures(db, holder["id"])
+        storage.holders.clear_failures(db, holder["id"], storage.holders.LOGIN)
         if result.new_hash:
             storage.holders.set_word_hash(db, holder["id"], result.new_hash)
             audit.record(db, now, "login.rehash", "ok", holder["id"], ip)

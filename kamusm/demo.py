@@ -38,7 +38,7 @@ def load_demo_holders(db, hasher, keyring: vault.Keyring, now: float) -> list[in
         record["word_hash"] = hasher.hash(holder["security_word"])
         with storage.write(db, durable=True):
             holder_id = storage.holders.upsert_holder(db, record, now)
-            storage.holders.clear_login_failures(db, holder_id)
+            storage.holders.clear_failures(db, holder_id, storage.holders.LOGIN)
             storage.cards.upsert_card(db, holder_id, holder["card_serial"], holder["cert_issued"])
             vault.store_secrets(db, keyring, holder_id, holder["card_serial"],
                                 {"pin": holder["pin"], "puk": holder["puk"]})

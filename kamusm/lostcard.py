@@ -14,7 +14,7 @@ Security assumptions:
 - The caller answers alike whatever happened (unknown ID, no code, wrong code, locked, no valid
   certificate): every path does one hash, and the holder is told of a use by SMS and mail (done by the
   caller, which knows the senders), so the answer page need tell nothing.
-- Wrong codes count per holder in the database, before the hash, in one statement (count_lost_attempt):
+- Wrong codes count per holder in the database, before the hash, in one statement (storage.holders.count_attempt):
   FAILURE_THRESHOLD wrong codes close /lost for the holder, 30 s doubling to 1 h, and a burst of parallel
   guesses gets no more checks than that. The counter is apart from the login's, so guessing here locks
   no one out of the login; a holder shut out of /lost by someone's guessing can still log in and suspend
@@ -113,7 +113,7 @@ def store_known_code(db, holder_id: int, code: str, now: float) -> None:
     """Put a code already known (a demo holder's documented one) in force, with a clean failure counter."""
     with storage.write(db):
         storage.holders.set_lost_code(db, holder_id, code_hash(holder_id, code), now)
-        storage.holders.clear_lost_failures(db, holder_id)
+        storage.holders.clear_failures(db, holder_id, storage.holders.LOST_CODE)
 
 
 def state(holder: dict) -> str:
@@ -135,10 +135,10 @@ def suspend_with_code(db, authority: ca.Authority | None, identity: str, code: s
         audit.record(db, now, "lost.suspend", "unknown_identity", None, ip)
         return None
     with storage.write(db):
-        failures = storage.holders.count_lost_attempt(db, holder["id"], now)
+        failures = storage.holders.count_attempt(db, holder["id"], storage.holders.LOST_CODE, now)
         wait = lock_seconds(failures, FAILURE_THRESHOLD) if failures is not None else 0
         if wait:
-            storage.holders.lock_lost_code(db, holder["id"], now + wait)
+            storage.holders.lock_out(db, holder["id"], storage.holders.LOST_CODE, now + wait)
     offered = code_hash(holder["id"], normal)
     stored = holder["lost_code_hash"]
     if failures is None:
@@ -169,7 +169,7 @@ def _suspend(db, authority: ca.Authority | None, holder: dict, used_hash: str, n
         if not storage.holders.replace_used_lost_code(db, holder_id, used_hash, code_hash(holder_id, new_code()),
                                                       now):
             return None
-        storage.holders.clear_lost_failures(db, holder_id)
+        storage.holders.clear_failures(db, holder_id, storage.holders.LOST_CODE)
         suspended = []
         for row in storage.certificates.holder_certificates(db, holder_id):
             if "suspend" in certificates.allowed_actions(row["status"]):

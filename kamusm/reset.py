@@ -57,7 +57,7 @@ def set_security_word(db, holder: dict, token_row: dict, word_hash: str, now: fl
         if not storage.tokens.claim_token(db, token_row["id_hash"], now):
             return False
         storage.holders.set_word_hash(db, holder["id"], word_hash)
-        storage.holders.clear_login_failures(db, holder["id"])
+        storage.holders.clear_failures(db, holder["id"], storage.holders.LOGIN)
         ended = storage.sessions.delete_holder_sessions(db, holder["id"])
         audit.record(db, now, f"word.{token_row['purpose']}", "ok", holder["id"], ip, sessions_ended=ended)
     return True

@@ -200,7 +200,7 @@ def reset_demo(db, hasher: WordHasher, classroom: Classroom, now: float, ip: str
             counts["sessions"] += storage.sessions.delete_holder_sessions(db, holder_id)
             storage.teaching.forget_phone_change(db, holder_id)
             storage.holders.set_sms_disabled(db, holder_id, False)
-            storage.holders.clear_lost_failures(db, holder_id)
+            storage.holders.clear_failures(db, holder_id, storage.holders.LOST_CODE)
             for passkey in storage.factors.holder_passkeys(db, holder_id):
                 storage.factors.delete_passkey(db, holder_id, passkey["id"])
             storage.factors.delete_totp(db, holder_id)
@@ -296,10 +296,11 @@ def _lock_out(db, classroom: Classroom, holder: dict, now: float) -> None:
     """Count failed logins as the login does, past the threshold, and set the lock that count earns."""
     failures = classroom.lockout_threshold + LOCKED_OUT_EXTRA_FAILURES
     with storage.write(db):
-        storage.holders.clear_login_failures(db, holder["id"])
+        storage.holders.clear_failures(db, holder["id"], storage.holders.LOGIN)
         for _ in range(failures):
-            storage.holders.count_login_attempt(db, holder["id"], now)
-        storage.holders.lock_holder(db, holder["id"], now + auth.lock_seconds(failures, classroom.lockout_threshold))
+            storage.holders.count_attempt(db, holder["id"], storage.holders.LOGIN, now)
+        storage.holders.lock_out(db, holder["id"], storage.holders.LOGIN,
+                                 now + auth.lock_seconds(failures, classroom.lockout_threshold))
 
 
 def classroom_for(app) -> Classroom:

@@ -65,11 +65,11 @@ def test_each_lock_that_runs_out_lets_one_attempt_through_and_the_waits_grow_to_
 def test_a_success_clears_the_count_and_the_lock_its_own_reservation_set(db, holder_id):
     for _ in range(THRESHOLD):
         reserve_attempt(db, holder_id, NOW, THRESHOLD)  # the last one was the right word
-    storage.holders.clear_login_failures(db, holder_id)
+    storage.holders.clear_failures(db, holder_id, storage.holders.LOGIN)
     assert reserve_attempt(db, holder_id, NOW, THRESHOLD) == Reservation(1, 0, 0.0)
 
 
 def test_an_administrators_lock_refuses_every_attempt(db, holder_id):
-    storage.holders.lock_holder(db, holder_id, NOW + 10 * 365 * 24 * 3600)
+    storage.holders.lock_out(db, holder_id, storage.holders.LOGIN, NOW + 10 * 365 * 24 * 3600)
     assert reserve_attempt(db, holder_id, NOW, THRESHOLD) is None
     assert holder(db, holder_id)["failed_logins"] == 0

@@ -78,7 +78,7 @@ def holder_lock_command(identity: str) -> None:
     db, now = get_db(), current.now()
     holder = _holder_or_fail(db, identity)
     with storage.write(db):
-        storage.holders.lock_holder(db, holder["id"], now + ADMIN_LOCK_SECONDS)
+        storage.holders.lock_out(db, holder["id"], storage.holders.LOGIN, now + ADMIN_LOCK_SECONDS)
         ended = storage.sessions.delete_holder_sessions(db, holder["id"])
         audit.record(db, now, "admin.holder_lock", "ok", holder["id"], sessions_ended=ended)
     click.echo(f"holder {holder['identity']} locked; {ended} session(s) ended")
@@ -91,7 +91,7 @@ def holder_unlock_command(identity: str) -> None:
     db, now = get_db(), current.now()
     holder = _holder_or_fail(db, identity)
     with storage.write(db):
-        storage.holders.clear_login_failures(db, holder["id"])
+        storage.holders.clear_failures(db, holder["id"], storage.holders.LOGIN)
         audit.record(db, now, "admin.holder_unlock", "ok", holder["id"])
     click.echo(f"holder {holder['identity']} unlocked")
 

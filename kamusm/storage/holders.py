@@ -1,5 +1,7 @@
-"""Holders: identity, contact, security-word hash, the login lockout counters and the lost-card code."""
+"""Holders: identity, contact, security-word hash, the login and lost-card failure counters and the lost-card code."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import sqlite_utils
 
@@ -41,26 +43,53 @@ def set_word_hash(db: sqlite_utils.Database, holder_id: int, word_hash: str) -> 
         db.execute("UPDATE holders SET word_hash = ? WHERE id = ?", [word_hash, holder_id])
 
 
-def count_login_attempt(db: sqlite_utils.Database, holder_id: int, now: float) -> int | None:
-    """Count one more attempt as a failure before its word is checked; return the new count, or
-    None (nothing counted) while the holder is locked. One conditional UPDATE, so parallel
+@dataclass(frozen=True)
+class Counter:
+    """One of the holder's failure counters: the column that counts failures and the one that holds the lock."""
+
+    failures: str
+    locked_until: str
+
+
+# The counter statements below put column names into their SQL as text (hence the nosec B608): the names
+# come from these two constants alone, which _columns enforces, and never from a caller's string, so no
+# input can reach the SQL but as a bound parameter. The counters are apart so that wrong codes on /lost
+# lock no one out of the login.
+LOGIN = Counter("failed_logins", "locked_until")
+LOST_CODE = Counter("lost_failures", "lost_locked_until")
+
+
+def _columns(counter: Counter) -> tuple[str, str]:
+    """The counter's two columns; ValueError for a Counter that is not LOGIN or LOST_CODE."""
+    if counter not in (LOGIN, LOST_CODE):
+        raise ValueError(f"not a holder counter: {counter!r}")
+    return counter.failures, counter.locked_until
+
+
+def count_attempt(db: sqlite_utils.Database, holder_id: int, counter: Counter, now: float) -> int | None:
+    """Count one more attempt as a failure before it is checked; return the new count, or None
+    (nothing counted) while the counter is locked for the holder. One conditional UPDATE, so parallel
     requests in any worker cannot all read "not locked" before one of them sets the lock."""
+    failures, locked_until = _columns(counter)
     with write(db):
-        row = fetch_one(db, """UPDATE holders SET failed_logins = failed_logins + 1
-                          WHERE id = ? AND locked_until <= ? RETURNING failed_logins""", [holder_id, now])
-    return row["failed_logins"] if row else None
+        row = fetch_one(db, f"""UPDATE holders SET {failures} = {failures} + 1
+                                WHERE id = ? AND {locked_until} <= ? RETURNING {failures} AS failures""",  # nosec B608
+                        [holder_id, now])
+    return row["failures"] if row else None
 
 
-def lock_holder(db: sqlite_utils.Database, holder_id: int, until: float) -> None:
+def lock_out(db: sqlite_utils.Database, holder_id: int, counter: Counter, until: float) -> None:
+    _, locked_until = _columns(counter)
     with write(db):
-        db.execute("UPDATE holders SET locked_until = ? WHERE id = ?", [until, holder_id])
+        db.execute(f"UPDATE holders SET {locked_until} = ? WHERE id = ?", [until, holder_id])  # nosec B608
 
 
-def clear_login_failures(db: sqlite_utils.Database, holder_id: int) -> None:
+def clear_failures(db: sqlite_utils.Database, holder_id: int, counter: Counter) -> None:
+    failures, locked_until = _columns(counter)
     with write(db):
         # Conditional, so the common case (nothing to clear) writes no page.
-        db.execute("""UPDATE holders SET failed_logins = 0, locked_until = 0
-                      WHERE id = ? AND (failed_logins != 0 OR locked_until != 0)""", [holder_id])
+        db.execute(f"""UPDATE holders SET {failures} = 0, {locked_until} = 0
+                       WHERE id = ? AND ({failures} != 0 OR {locked_until} != 0)""", [holder_id])  # nosec B608
 
 
 def set_sms_disabled(db: sqlite_utils.Database, holder_id: int, disabled: bool) -> None:
@@ -119,23 +148,3 @@ def replace_used_lost_code(db: sqlite_utils.Database, holder_id: int, used_hash:
         return db.execute("""UPDATE holders SET lost_code_hash = ?, lost_code_issued_at = ?, lost_code_used_at = ?
                              WHERE id = ? AND lost_code_hash = ?""",
                           [unseen_hash, now, now, holder_id, used_hash]).rowcount == 1
-
-
-def count_lost_attempt(db: sqlite_utils.Database, holder_id: int, now: float) -> int | None:
-    """Count one more lost-card code attempt as a failure before it is checked; the new count, or None
-    (nothing counted) while /lost is locked for the holder. One statement, as count_login_attempt."""
-    with write(db):
-        row = fetch_one(db, """UPDATE holders SET lost_failures = lost_failures + 1
-                               WHERE id = ? AND lost_locked_until <= ? RETURNING lost_failures""", [holder_id, now])
-    return row["lost_failures"] if row else None
-
-
-def lock_lost_code(db: sqlite_utils.Database, holder_id: int, until: float) -> None:
-    with write(db):
-        db.execute("UPDATE holders SET lost_locked_until = ? WHERE id = ?", [until, holder_id])
-
-
-def clear_lost_failures(db: sqlite_utils.Database, holder_id: int) -> None:
-    with write(db):
-        db.execute("""UPDATE holders SET lost_failures = 0, lost_locked_until = 0
-                      WHERE id = ? AND (lost_failures != 0 OR lost_locked_until != 0)""", [holder_id])

@@ -236,7 +236,7 @@ def lock_holder(holder_id: int):
     db, now = get_db(), current.now()
     _holder_or_404(holder_id)
     with storage.write(db):
-        storage.holders.lock_holder(db, holder_id, now + HOLDER_LOCK_SECONDS)
+        storage.holders.lock_out(db, holder_id, storage.holders.LOGIN, now + HOLDER_LOCK_SECONDS)
         ended = storage.sessions.delete_holder_sessions(db, holder_id)
         record("admin.holder_lock", holder_id, sessions_ended=ended)
     return _holder_screen(holder_id, notice=_("Kart sahibinin girişi kilitlendi; açık oturumları kapatıldı."))
@@ -248,7 +248,7 @@ def unlock_holder(holder_id: int):
     db = get_db()
     _holder_or_404(holder_id)
     with storage.write(db):
-        storage.holders.clear_login_failures(db, holder_id)
+        storage.holders.clear_failures(db, holder_id, storage.holders.LOGIN)
         record("admin.holder_unlock", holder_id)
     return _holder_screen(holder_id, notice=_("Kart sahibinin kilidi kaldırıldı."))
 

@@ -19,19 +19,14 @@ from kamusm.auth import (
 )
 from kamusm.errors import CodeExpired, CodeRejected, KamusmError, LoginFailed, SmsFailed, TooSoon, ValidationError
 from kamusm.factors import SMS, FactorLocked
-from kamusm.identity import normalize_identity
 from kamusm.policy import check_word_input
-from kamusm.web import current, rendering, stepup
+from kamusm.web import anonymous_forms, current, rendering, stepup
 from kamusm.web.db import get_db
 from kamusm.web.extensions import limiter
 from kamusm.web.forms import CodeForm, LoginForm, SecondStepForm
 from kamusm.web.guards import endpoint_for_stage, require_stage
 
 bp = Blueprint("auth", __name__)
-
-
-def _captcha_on() -> bool:
-    return current_app.config["KAMUSM_CAPTCHA"] == "image"
 
 
 def _login_screen(identity: str = "", status: int = 200, errors: dict | None = None, message: str | None = None):
@@ -41,8 +36,7 @@ def _login_screen(identity: str = "", status: int = 200, errors: dict | None = N
     elif request.args.get("bye"):
         notice = _("Çıkış yaptınız.")
     return rendering.render_screen("login", "form", status=status, identity=identity, errors=errors or {},
-                             message=message, notice=notice, captcha_on=_captcha_on(),
-                             cache_buster=secrets.token_hex(4))
+                             message=message, notice=notice, **anonymous_forms.captcha_context())
 
 
 @bp.get("/")
@@ -62,20 +56,11 @@ def login():
 def login_post():
     form = LoginForm()
     db, now, ip = get_db(), current.now(), current.client_ip()
-    errors: dict[str, str] = {}
-    identity = ""
-    try:
-        identity = normalize_identity(form.identity.data or "")
-    except ValidationError as exc:
-        errors["identity"] = str(exc)
+    identity, errors = anonymous_forms.check_identity_and_captcha(form, db, now)
     try:
         check_word_input(form.security_word.data or "")
     except ValidationError as exc:
         errors["security_word"] = str(exc)
-    if _captcha_on():
-        captcha_id = session.pop("captcha_id", None)
-        if not captcha.check_answer(db, current_app.secret_key, captcha_id, form.captcha.data or "", now):
-            errors["captcha"] = _("Resimdeki yazı hatalı ya da süresi dolmuş. Lütfen yeni resimdeki yazıyı giriniz.")
     if errors:
         audit.record(db, now, "login.form", "rejected", None, ip, fields=sorted(errors))
         return _login_screen(form.identity.data or "", 422, errors)

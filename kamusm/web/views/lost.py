@@ -6,17 +6,15 @@ wrong one. The per-IP limit and the captcha come before any hash, like the login
 """
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
-from flask import Blueprint, current_app, session, url_for
+from flask import Blueprint, current_app, url_for
 from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 
-from kamusm import audit, captcha, certificates, lostcard, mail, sms
+from kamusm import audit, certificates, lostcard, mail, sms
 from kamusm.errors import SmsFailed, ValidationError
-from kamusm.identity import normalize_identity
-from kamusm.web import current, receipting, rendering
+from kamusm.web import anonymous_forms, current, receipting, rendering
 from kamusm.web.db import get_db
 from kamusm.web.extensions import limiter
 from kamusm.web.forms import LostForm
@@ -31,13 +29,9 @@ def code_sheet(code: str) -> dict:
     return {"lost_code": code, "lost_url": base.rstrip("/") + url_for("lost.lost")}
 
 
-def _captcha_on() -> bool:
-    return current_app.config["KAMUSM_CAPTCHA"] == "image"
-
-
 def _form_screen(identity: str = "", status: int = 200, errors: dict | None = None):
     return rendering.render_screen("lost", "form", status=status, identity=identity, errors=errors or {},
-                                   captcha_on=_captcha_on(), cache_buster=secrets.token_hex(4))
+                                   **anonymous_forms.captcha_context())
 
 
 @bp.get("/lost")
@@ -50,20 +44,12 @@ def lost():
 def lost_post():
     form = LostForm()
     db, now, ip = get_db(), current.now(), current.client_ip()
-    errors: dict[str, str] = {}
-    identity = code = ""
-    try:
-        identity = normalize_identity(form.identity.data or "")
-    except ValidationError as exc:
-        errors["identity"] = str(exc)
+    identity, errors = anonymous_forms.check_identity_and_captcha(form, db, now)
+    code = ""
     try:
         code = lostcard.normalize(form.lost_code.data or "")
     except ValidationError as exc:
         errors["lost_code"] = str(exc)
-    if _captcha_on():
-        captcha_id = session.pop("captcha_id", None)
-        if not captcha.check_answer(db, current_app.secret_key, captcha_id, form.captcha.data or "", now):
-            errors["captcha"] = _("Resimdeki yazı hatalı ya da süresi dolmuş. Lütfen yeni resimdeki yazıyı giriniz.")
     if errors:
         audit.record(db, now, "lost.form", "rejected", None, ip, fields=sorted(errors))
         return _form_screen(form.identity.data or "", 422, errors)
