@@ -9,9 +9,14 @@
   exception inside a view) fails the test at teardown.
 - `browser`: one headless chromium per session (Playwright's own browsers are never downloaded).
   Without /usr/bin/chromium the tests skip, or fail when CI=true.
+- playwright is checked once, here: the test modules import it plainly, so without it each of them
+  is skipped before its import could fail, except when CI=true, where that import fails the run.
+  Every `expect` waits up to DEFAULT_TIMEOUT_MS, as every action of a context does.
 - `context` / `page`: a fresh context (Turkish, no cookies) and page per test. Every page opened in
   that context is watched: console errors (CSP violations show up as such) and uncaught page errors
   fail the test at teardown, unless the test named them as expected with `browser_errors.expect()`.
+- `tour`: the accessibility Tour of pages.py in `lang` (a test's parameter); `wide_screen`: a
+  desktop's width, where the screenshots are looked at.
 """
 from __future__ import annotations
 
@@ -33,12 +38,36 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DEFAULT_TIMEOUT_MS = 10_000
+WIDE_SCREEN = {"width": 1280, "height": 900}
 # Reports CSP violations as console errors too, with the blocked URI and directive.
 CSP_WATCH_SCRIPT = """
 document.addEventListener("securitypolicyviolation", (event) => {
   console.error(`Content Security Policy violation: ${event.violatedDirective} blocked ${event.blockedURI}`);
 });
 """
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover - requirements pin playwright
+    PLAYWRIGHT_MISSING = "playwright is not installed"
+else:
+    PLAYWRIGHT_MISSING = ""
+    expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
+
+
+class SkippedModule(pytest.Module):
+    """A test module of this folder while playwright is missing: skipped before its import could fail."""
+
+    def collect(self):
+        pytest.skip(PLAYWRIGHT_MISSING)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path, parent):
+    # In CI the test modules are collected all the same: their import of playwright fails the run.
+    if PLAYWRIGHT_MISSING and os.environ.get("CI") != "true":
+        return SkippedModule.from_parent(parent, path=module_path)
+    return None
 
 
 class LogCapture(logging.Handler):
@@ -113,15 +142,8 @@ def live_server(app, clock) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="session")
 def browser():
-    problem = None
     if not CHROMIUM.exists():
         problem = f"{CHROMIUM} is missing: install Debian's chromium (make system-test-deps)"
-    else:
-        try:
-            from playwright.sync_api import sync_playwright
-        except ImportError as exc:  # pragma: no cover - requirements pin playwright
-            problem = f"playwright is not importable: {exc}"
-    if problem:
         if os.environ.get("CI") == "true":
             pytest.fail(f"browser tests cannot run in CI: {problem}", pytrace=False)
         pytest.skip(problem)
@@ -207,3 +229,23 @@ def screenshot(request):
         return path
 
     return take
+
+
+@pytest.fixture
+def tour(page, live_server, browser_errors, lang):
+    """axe served from the portal's own origin, a desktop's width: the Tour that checks each screen reached."""
+    # Imported here, not at the top: pages imports playwright, and this file must load without it.
+    from pages import AXE, AXE_PATH, DESKTOP, Tour
+
+    # The walk sends wrong input and opens missing pages on purpose: htmx and the browser log each
+    # refused answer as a failed resource.
+    browser_errors.expect(r"status of (401|404|409|422) ")
+    page.route(live_server(AXE_PATH), lambda route: route.fulfill(path=AXE, content_type="text/javascript"))
+    page.set_viewport_size(DESKTOP)
+    return Tour(page, lang, live_server(AXE_PATH))
+
+
+@pytest.fixture
+def wide_screen(page) -> None:
+    """A desktop's width, where the screenshots are looked at."""
+    page.set_viewport_size(WIDE_SCREEN)

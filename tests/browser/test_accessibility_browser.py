@@ -19,14 +19,23 @@ rightly refuses), so the CSP stays on and a violation still fails the test.
 """
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from pages import (
+    LANGUAGES,
+    HelperConsole,
+    closed_port,
+    fill_login,
+    log_in_then_switch_language,
+    polls_held,
+    running_helper,
+    url_path,
+    wait_for_captcha,
+    with_lang,
+)
+from playwright.sync_api import expect
 
 from kamusm import certificates, reset, storage
 from kamusm.demo import DEMO_HOLDERS
@@ -34,235 +43,13 @@ from kamusm.helper import make_backend
 from kamusm.helper.dist import wheel_filename
 from kamusm.web.stepup import RECENT_CODE_SECONDS
 
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-# Imported under their own names, as pytest loads a test folder without __init__.py.
-from test_login_flow import fill_login, url_path, wait_for_captcha  # noqa: E402
-from test_pin_puk_browser import log_in as log_in_in_turkish  # noqa: E402
-from test_unlock_browser import Console, closed_port, running_helper  # noqa: E402
-
 pytestmark = pytest.mark.browser
 
 SELIN = DEMO_HOLDERS[0]
-AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
-AXE_PATH = "/__axe__/axe.min.js"  # never a portal route: the test's route answers it
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
-MAX_TABS = 80
-MIN_FOCUS_CONTRAST = 3.0
-MIN_OUTLINE_PX = 2.0
 # Long enough to overflow a phone's width unless the page lets it wrap.
 LONG_EMAIL = "selin.yilmaz.bilgiislemdairebaskanligi@kamusertifikasyonmerkezi.demo.edu.tr"
 NEW_WORD = "mavi-gokyuzu-kumsal"
 NEW_EMAIL = "selin.yeni@demo.edu.tr"
-LANGUAGES = pytest.mark.parametrize("lang", ["tr", "en"])
-
-AXE_RUN = """async (tags) => {
-  const result = await axe.run(document, {runOnly: {type: "tag", values: tags}, resultTypes: ["violations"]});
-  return result.violations.map((rule) => ({
-    id: rule.id, impact: rule.impact, help: rule.help,
-    nodes: rule.nodes.map((node) => ({target: node.target.join(" "), summary: node.failureSummary || ""})),
-  }));
-}"""
-
-# The elements wider than the viewport, outermost first (what makes the page scroll sideways).
-OVERFLOW = """() => {
-  const width = document.documentElement.clientWidth;
-  if (document.documentElement.scrollWidth <= width) return null;
-  const wide = [...document.body.querySelectorAll("*")].filter((element) => {
-    const box = element.getBoundingClientRect();
-    return box.width > 0 && box.right > width + 0.5;
-  });
-  const outermost = wide.filter((element) => !wide.includes(element.parentElement)).slice(0, 5);
-  return {scrollWidth: document.documentElement.scrollWidth, width,
-          culprits: outermost.map((element) => element.outerHTML.slice(0, 120))};
-}"""
-
-# Focus back to the start of the document, as on a fresh page load, so the next Tab goes to the first stop.
-FOCUS_START = """() => {
-  window.scrollTo(0, 0);
-  document.activeElement?.blur();
-  const body = document.body;
-  body.tabIndex = -1;
-  body.focus({preventScroll: true});
-  body.removeAttribute("tabindex");
-}"""
-
-# The focused element, its outline, and the contrast of the outline's colour against what is painted
-# around the outline (sampled beside each edge; the element's own background for an inset outline).
-FOCUSED = """(target) => {
-  const element = document.activeElement;
-  if (!element || element === document.body) return null;
-  const parse = (colour) => {
-    const [r, g, b, a = 1] = colour.match(/[\\d.]+/g).map(Number);
-    return {r, g, b, a};
-  };
-  const luminance = ({r, g, b}) => {
-    const [R, G, B] = [r, g, b].map((value) => {
-      const c = value / 255;
-      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
-    });
-    return 0.2126 * R + 0.7152 * G + 0.0722 * B;
-  };
-  const contrast = (one, two) => {
-    const [light, dark] = [luminance(one), luminance(two)].sort((x, y) => y - x);
-    return (light + 0.05) / (dark + 0.05);
-  };
-  const paintedBackground = (elements) => {
-    for (const candidate of elements) {
-      const colour = parse(getComputedStyle(candidate).backgroundColor);
-      if (colour.a > 0) return colour;
-    }
-    return {r: 255, g: 255, b: 255, a: 1};  // the canvas
-  };
-  const ancestors = (start) => {
-    const chain = [];
-    for (let node = start; node; node = node.parentElement) chain.push(node);
-    return chain;
-  };
-  const style = getComputedStyle(element);
-  const width = parseFloat(style.outlineWidth) || 0;
-  const offset = parseFloat(style.outlineOffset) || 0;
-  const box = element.getBoundingClientRect();
-  const outline = style.outlineStyle === "none" || width === 0 ? null : parse(style.outlineColor);
-  let lowest = null;
-  let backdrop = null;
-  if (outline) {
-    const samples = [];
-    if (offset < 0) {
-      samples.push(paintedBackground(ancestors(element)));
-    } else {
-      const out = offset + width + 1;  // just outside the ring
-      const middleX = box.left + box.width / 2;
-      const middleY = box.top + box.height / 2;
-      for (const [x, y] of [[box.left - out, middleY], [box.right + out, middleY],
-                            [middleX, box.top - out], [middleX, box.bottom + out]]) {
-        if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) continue;
-        const stack = document.elementsFromPoint(x, y).filter((under) => !element.contains(under));
-        samples.push(paintedBackground(stack));
-      }
-    }
-    for (const sample of samples) {
-      const ratio = contrast(outline, sample);
-      if (lowest === null || ratio < lowest) {
-        lowest = ratio;
-        backdrop = `rgb(${sample.r}, ${sample.g}, ${sample.b})`;
-      }
-    }
-  }
-  const label = (element.getAttribute("aria-label") || element.textContent || element.value || "")
-    .replace(/\\s+/g, " ").trim();
-  return {
-    isTarget: element.matches(target),
-    name: `<${element.tagName.toLowerCase()}${element.id ? "#" + element.id : ""}> ${label.slice(0, 40)}`,
-    visible: box.width > 0 && box.height > 0,
-    outline: outline ? `${style.outlineStyle} ${width}px ${style.outlineColor}` : "none",
-    width, contrast: lowest, backdrop,
-  };
-}"""
-
-# The ids an element's aria-describedby names, and the text of each.
-DESCRIPTIONS = """(element) => (element.getAttribute("aria-describedby") || "").split(/\\s+/).filter(Boolean)
-  .map((id) => document.getElementById(id)?.textContent.trim() ?? null)"""
-
-
-@dataclass
-class Tour:
-    """Checks screens as the walk reaches them and keeps what is wrong, named by screen."""
-
-    page: object
-    lang: str
-    axe_url: str
-    problems: list[str] = field(default_factory=list)
-
-    def check(self, screen: str, main_action: str | None = None) -> None:
-        """axe at both widths, no sideways scroll on a phone, then the keyboard to `main_action` (a selector)."""
-        page = self.page
-        name = f"{screen} [{self.lang}]"
-        for viewport in (DESKTOP, PHONE):
-            page.set_viewport_size(viewport)
-            for rule in run_axe(page, self.axe_url):
-                nodes = "\n".join(f"      {node['target']}: {first_line(node['summary'])}" for node in rule["nodes"])
-                self.problems.append(f"{name} at {viewport['width']} px: axe {rule['id']} ({rule['impact']}): "
-                                     f"{rule['help']}\n{nodes}")
-        overflow = page.evaluate(OVERFLOW)  # still at the phone's width
-        if overflow:
-            culprits = "\n".join(f"      {culprit}" for culprit in overflow["culprits"])
-            self.problems.append(f"{name} at {PHONE['width']} px: {overflow['scrollWidth']} px wide, "
-                                 f"it scrolls sideways:\n{culprits}")
-        page.set_viewport_size(DESKTOP)
-        if main_action:
-            self.problems.extend(f"{name}: {problem}" for problem in keyboard_problems(page, main_action))
-
-    def field_error(self, screen: str, selector: str) -> None:
-        """The field is aria-invalid and its description includes the error text shown with it."""
-        name = f"{screen} [{self.lang}]"
-        control = self.page.locator(selector)
-        if control.get_attribute("aria-invalid") != "true":
-            self.problems.append(f"{name}: {selector} shows an error but is not aria-invalid")
-        texts = control.evaluate(DESCRIPTIONS)
-        error_id = control.evaluate("(element) => element.closest('.field')?.querySelector('.error')?.id ?? null")
-        if not error_id:
-            self.problems.append(f"{name}: no error text beside {selector}")
-        elif error_id not in (control.get_attribute("aria-describedby") or "").split():
-            self.problems.append(f"{name}: {selector} is not described by its error #{error_id} ({texts})")
-
-    def assert_clean(self) -> None:
-        assert not self.problems, f"{len(self.problems)} accessibility problems:\n" + "\n".join(self.problems)
-
-
-def first_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return " / ".join(lines[:3])
-
-
-def run_axe(page, axe_url: str) -> list[dict]:
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.add_script_tag(url=axe_url)
-    return page.evaluate(AXE_RUN, AXE_TAGS)
-
-
-def keyboard_problems(page, main_action: str) -> list[str]:
-    """Tab from the top to `main_action`; every stop on the way must show a focus ring of 3:1 or more."""
-    if page.locator(main_action).count() == 0:
-        return [f"no main action {main_action} on the screen"]
-    page.evaluate(FOCUS_START)
-    problems = []
-    for _ in range(MAX_TABS):
-        page.keyboard.press("Tab")
-        focused = page.evaluate(FOCUSED, main_action)
-        if focused is None:
-            continue
-        if not focused["visible"]:
-            problems.append(f"Tab reaches {focused['name']}, which is not visible")
-        elif focused["width"] < MIN_OUTLINE_PX or focused["contrast"] is None:
-            problems.append(f"{focused['name']} shows no focus outline ({focused['outline']})")
-        elif focused["contrast"] < MIN_FOCUS_CONTRAST:
-            problems.append(f"{focused['name']}: focus outline {focused['outline']} has "
-                            f"{focused['contrast']:.2f}:1 against {focused['backdrop']}")
-        if focused["isTarget"]:
-            return problems
-    return [*problems, f"{MAX_TABS} Tab presses did not reach {main_action}"]
-
-
-@pytest.fixture
-def tour(page, live_server, browser_errors, lang) -> Tour:
-    # The walk sends wrong input and opens missing pages on purpose: htmx and the browser log each
-    # refused answer as a failed resource.
-    browser_errors.expect(r"status of (401|404|409|422) ")
-    page.route(live_server(AXE_PATH), lambda route: route.fulfill(path=AXE, content_type="text/javascript"))
-    page.set_viewport_size(DESKTOP)
-    return Tour(page, lang, live_server(AXE_PATH))
-
-
-def with_lang(path: str, lang: str) -> str:
-    return f"{path}{'&' if '?' in path else '?'}lang={lang}"
 
 
 @pytest.fixture
@@ -279,32 +66,12 @@ def helper_wheel(live_server) -> None:
     (dist / wheel_filename()).write_bytes(b"the helper wheel")
 
 
-def log_in(page, live_server, lang: str) -> None:
-    """The login walk of the PIN/PUK tests, then the menu in `lang` (the language cookie keeps it)."""
-    log_in_in_turkish(page, live_server)
-    page.goto(live_server(with_lang("/menu", lang)))
-    expect(page.locator("html")).to_have_attribute("lang", lang)
-
-
 def mailed_link(page, live_server, recipient: str, path: str) -> str:
     """The `path`<token> link of the mail to `recipient`, read in the demo mailbox (which polls until it comes)."""
     page.goto(live_server("/demo/mail"))
     body = page.locator("#demo_mail_messages li", has_text=recipient).first.locator("pre")
     expect(body).to_contain_text(path)
     return re.search(rf"{re.escape(path)}[A-Za-z0-9_-]+", body.inner_text()).group(0)
-
-
-@contextmanager
-def polls_held(page, url: str) -> Iterator[None]:
-    """The page's polls of `url` wait unanswered inside the block, and go on after it."""
-    held = []
-    page.route(url, lambda route: held.append(route))
-    try:
-        yield
-    finally:
-        page.unroute(url)
-        for route in held:
-            route.continue_()
 
 
 def submit_wrong_code(page, live_server, button: str) -> None:
@@ -411,7 +178,7 @@ def test_login_screens(lang, tour, page, live_server):
 def test_screens_after_login(lang, tour, page, live_server, db, demo_certificates):
     holder = storage.holders.find_holder(db, SELIN["identity"])
     storage.holders.set_contact(db, holder["id"], "email", LONG_EMAIL)
-    log_in(page, live_server, lang)  # the login code counts as a fresh step-up for five minutes
+    log_in_then_switch_language(page, live_server, lang)  # the login code counts as a fresh step-up for five minutes
 
     page.goto(live_server("/pin-puk"))
     reveal = "#pin_puk_masked form[action='/pin-puk/reveal'] button"
@@ -493,7 +260,7 @@ def test_unlock_screens(lang, tour, page, live_server, browser_errors, helper_wh
     port = closed_port()
     helper_url = f"http://127.0.0.1:{port}"
     live_server.app.config["KAMUSM_HELPER_URL"] = helper_url
-    log_in(page, live_server, lang)
+    log_in_then_switch_language(page, live_server, lang)
 
     held = []  # the page's calls to the helper, unanswered for now: the page stays at "checking"
     page.route(f"{helper_url}/**", lambda route: held.append(route))
@@ -507,7 +274,7 @@ def test_unlock_screens(lang, tour, page, live_server, browser_errors, helper_wh
     expect(page.locator(retry)).to_be_visible()
     tour.check("unlock unreachable", retry)
 
-    console = Console()
+    console = HelperConsole()
     home = tmp_path / "helper-home"
     with running_helper(make_backend("sim", home), home, live_server, console, port=port):
         page.locator(retry).click()
@@ -552,7 +319,7 @@ def test_unlock_screens(lang, tour, page, live_server, browser_errors, helper_wh
 # error, so this runs once.
 @pytest.mark.parametrize("lang", ["tr"])
 def test_refused_boxes_and_choices_say_so_at_the_field(lang, tour, page, live_server, demo_certificates):
-    log_in(page, live_server, lang)
+    log_in_then_switch_language(page, live_server, lang)
     page.goto(live_server("/pin-puk"))
     page.locator("#pin_puk_masked .delete-form button[type=submit]").click()
     expect(page.locator("#pin_puk_masked .alert-error")).to_be_visible()

@@ -10,24 +10,15 @@ and the mail and SMS texts are English too. Screenshots go to test-artifacts/.
 """
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
+from pages import LOGIN_TEXT, log_in_in_language, marker, open_login, open_profile, set_marker, url_path
+from playwright.sync_api import expect
 
 from kamusm import storage
 from kamusm.demo import DEMO_HOLDERS
 from tests.conftest import audit_events, code_sent_to
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-# Imported under its own name, as pytest does for a test folder without __init__.py.
-from test_login_flow import fill_login, marker, set_marker, url_path, wait_for_captcha  # noqa: E402
 
 SELIN = DEMO_HOLDERS[0]
 UNKNOWN_ID = "10000000450"  # checksum-valid, nobody's
@@ -37,29 +28,30 @@ NEW_PHONE = "+905439998877"
 NEW_EMAIL = "selin.yeni@demo.edu.tr"
 TOKEN = r"[A-Za-z0-9_-]+"
 
+# The login walk's texts (pages.py), then the texts of this module's screens.
 TEXT = {
     "tr": {
-        "login_heading": "Şifreli Giriş Ekranı", "forgot": "Güvenlik Sözcüğümü Unuttum", "send_link": "Bağlantı Gönder",
+        **LOGIN_TEXT["tr"],
+        "forgot": "Güvenlik Sözcüğümü Unuttum", "send_link": "Bağlantı Gönder",
         "sent": "Bu kimlik numarası kayıtlıysa, kurumsal e-posta adresinize bir güvenlik sözcüğü yenileme "
                 "bağlantısı gönderildi.",
         "mailbox": "Tanıtım e-posta kutusu", "no_mail": "Henüz e-posta yok.",
         "reset_subject": "Güvenlik sözcüğü yenileme bağlantısı", "reset_greeting": "Sayın Selin Yılmaz",
         "reset_heading": "Yeni Güvenlik Sözcüğü", "save": "Kaydet", "done": "Güvenlik sözcüğü kaydedildi",
-        "log_in": "Giriş", "confirm": "Onay", "submit": "Gönder", "menu": "İşlemler Menüsü",
-        "greeting": "Sayın S***** Y*****", "profile": "Kişisel Bilgiler", "change_phone": "Telefonu Değiştir",
+        "change_phone": "Telefonu Değiştir",
         "phone_code": f"Yeni numaranızı doğrulamak için {NEW_PHONE} numarasına bir SMS Onay Kodu gönderildi.",
         "wrong_code": "SMS onay kodu hatalı.", "phone_changed": "Cep telefonu numaranız değiştirildi.",
         "phone_notice_sms": "Kamu SM bireysel işlemler: cep telefonu numaranız değiştirildi.",
     },
     "en": {
-        "login_heading": "Password login", "forgot": "I forgot my security word", "send_link": "Send link",
+        **LOGIN_TEXT["en"],
+        "forgot": "I forgot my security word", "send_link": "Send link",
         "sent": "If this ID number is registered, a security word reset link has been sent to your institutional "
                 "e-mail address.",
         "mailbox": "Demo mailbox", "no_mail": "No e-mails yet.",
         "reset_subject": "Security word reset link", "reset_greeting": "Dear Selin Yılmaz",
         "reset_heading": "New security word", "save": "Save", "done": "Security word saved",
-        "log_in": "Log in", "confirm": "Confirm", "submit": "Submit", "menu": "Services menu",
-        "greeting": "Dear S***** Y*****", "profile": "Personal details", "change_phone": "Change phone number",
+        "change_phone": "Change phone number",
         "phone_code": f"An SMS code has been sent to {NEW_PHONE} to verify your new number.",
         "wrong_code": "The SMS code is incorrect.",
         "phone_changed": "Your mobile phone number has been changed.",
@@ -67,32 +59,6 @@ TEXT = {
     },
 }
 LANGUAGES = pytest.mark.parametrize("lang", ["tr", "en"])
-
-
-def open_login(page, live_server, lang: str) -> None:
-    """/login in `lang`: ?lang=en sets the language cookie that every later page of the context keeps."""
-    page.goto(live_server("/login?lang=en" if lang == "en" else "/login"))
-    expect(page.locator("html")).to_have_attribute("lang", lang)
-    expect(page.locator("#login_form h1")).to_have_text(TEXT[lang]["login_heading"])
-    wait_for_captcha(page)
-
-
-def log_in(page, live_server, lang: str, word: str = SELIN["security_word"]) -> None:
-    """Security word, the SMS screen, the code (read from the server's outbox), up to the menu."""
-    text = TEXT[lang]
-    open_login(page, live_server, lang)
-    fill_login(page, word)
-    page.get_by_role("button", name=text["log_in"], exact=True).click()
-    page.wait_for_url(url_path("/login/sms"))
-    page.get_by_role("button", name=text["confirm"], exact=True).click()
-    page.wait_for_url(url_path("/login/code"))
-    expect(page.locator("#login_code_form")).to_be_visible()
-    page.locator("#code").fill(live_server.latest_sms_code())
-    page.get_by_role("button", name=text["submit"], exact=True).click()
-    page.wait_for_url(url_path("/menu"))
-    menu = page.locator("#menu_operations")
-    expect(menu.locator("h1")).to_have_text(text["menu"])
-    expect(menu.locator(".greeting")).to_have_text(text["greeting"])
 
 
 def open_mailbox(context, live_server, lang: str):
@@ -142,14 +108,6 @@ def ask_for_link(page, live_server, lang: str, identity: str) -> str:
     return sent.inner_text().strip()
 
 
-def open_profile(page, live_server, lang: str):
-    page.locator("#menu_operations").get_by_role("link", name=TEXT[lang]["profile"], exact=True).click()
-    page.wait_for_url(url_path("/profile"))
-    view = page.locator("#profile_view")
-    expect(view.locator("h1")).to_have_text(TEXT[lang]["profile"])
-    return view
-
-
 @pytest.mark.browser
 @LANGUAGES
 def test_forgot_mail_reset_login(lang, page, context, live_server, db, screenshot):
@@ -195,7 +153,7 @@ def test_forgot_mail_reset_login(lang, page, context, live_server, db, screensho
     assert marker(page) == "still here", "the done screen came with a page load, not an htmx swap"
     screenshot(page, "reset-done")
 
-    log_in(page, live_server, lang, NEW_WORD)
+    log_in_in_language(page, live_server, lang, NEW_WORD)
     screenshot(page, "menu")
 
 
@@ -205,7 +163,7 @@ def test_phone_change(lang, page, live_server, db, browser_errors, screenshot):
     # htmx 4 swaps 4xx answers; the browser logs each one as a failed resource, by design.
     browser_errors.expect(r"status of 422 .*/profile:")
     text = TEXT[lang]
-    log_in(page, live_server, lang)  # the login code counts as the step-up: no extra code to the old number
+    log_in_in_language(page, live_server, lang)  # the login code counts as the step-up: no extra code to the old number
     view = open_profile(page, live_server, lang)
     expect(view.locator("dd[data-field=phone]")).to_have_text(SELIN["phone"])
     screenshot(page, "profile")
@@ -260,7 +218,7 @@ def test_phone_change(lang, page, live_server, db, browser_errors, screenshot):
 @pytest.mark.browser
 def test_email_change(page, context, live_server, db, screenshot):
     live_server.app.config["KAMUSM_PUBLIC_URL"] = live_server.url  # so the mailed link leads to this server
-    log_in(page, live_server, "tr")
+    log_in_in_language(page, live_server, "tr")
     view = open_profile(page, live_server, "tr")
     expect(view.locator("dd[data-field=email]")).to_have_text(SELIN["email"])
     set_marker(page)

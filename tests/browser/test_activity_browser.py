@@ -2,19 +2,9 @@
 PIN/PUK reveal listed newest first with their address, and the screen passes the accessibility tour."""
 from __future__ import annotations
 
-import os
-
 import pytest
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-# Imported under their own names, as pytest loads a test folder without __init__.py.
-from test_accessibility_browser import LANGUAGES, log_in, tour  # noqa: E402, F401
+from pages import LANGUAGES, log_in_then_switch_language
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -23,8 +13,8 @@ LABELS = {"tr": ("Son İşlemlerim", "PIN/PUK görüntülendi", "Giriş yapıld�
 
 
 @LANGUAGES
-def test_recent_activity_lists_the_holders_own_events(lang, tour, page, live_server):  # noqa: F811
-    log_in(page, live_server, lang)
+def test_recent_activity_lists_the_holders_own_events(lang, tour, page, live_server):
+    log_in_then_switch_language(page, live_server, lang)
     title, revealed, logged_in = LABELS[lang]
     page.locator("#menu_operations a", has_text="PIN/PUK").first.click()
     page.locator("#pin_puk_masked button[type=submit]").first.click()

@@ -12,38 +12,35 @@ msgstr fails here as Turkish text on an English screen.
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-import pyotp
 import pytest
-from flask_babel import force_locale, gettext
+from flask_babel import force_locale
+from pages import (
+    AXE,
+    AXE_PATH,
+    DESKTOP,
+    ENROL_BUTTON,
+    LANGUAGES,
+    LOGIN_BUTTON,
+    PASSWORD,
+    OperatorConsole,
+    Tour,
+    reach_code_screen,
+    url_path,
+)
+from playwright.sync_api import expect
 
-from kamusm import operators, roster, storage
+from kamusm import roster, storage
 from kamusm.demo import DEMO_HOLDERS
 from tests.conftest import open_db, with_demo_certificates
 from tests.test_roster import GOOD, HEADER
 
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-# Imported under their own names, as pytest loads a test folder without __init__.py.
-from test_accessibility_browser import AXE, AXE_PATH, DESKTOP, LANGUAGES, Tour, with_lang  # noqa: E402
-from test_login_flow import reach_code_screen, url_path  # noqa: E402
-
 pytestmark = pytest.mark.browser
 
 SELIN = DEMO_HOLDERS[0]
-PASSWORD = "Kurum-Konsolu-2026!"
-TOTP_STEP_SECONDS = 30
 IDLE_SECONDS = 15 * 60
-LOGIN_BUTTON = "#admin_login_form button[type=submit]"
-ENROL_BUTTON = "#admin_enrol_form button[type=submit]"
 FILTER_BUTTON = "#admin_audit_list .audit-filters button[type=submit]:not([formaction])"
 ADD_OPERATOR_BUTTON = "#admin_operators_list form[action$='/admin/operators'] button[type=submit]"
 ENROL_LINK = re.compile(r"^https?://[^/]+/admin/enrol/[A-Za-z0-9_-]{43}$")
@@ -59,75 +56,6 @@ BAD_LINES = [
 JOB_WAIT_MS = 60_000  # the import hashes every PIN and PUK in a thread of its own; the page polls every 1 s
 
 
-class Console:
-    """One operator in the browser: the app's codes at the live server's clock, and the texts in `lang`."""
-
-    def __init__(self, page, live_server, lang: str, name: str, role: str):
-        self.page, self.live_server, self.lang, self.name = page, live_server, lang, name
-        self.totp: pyotp.TOTP | None = None
-        with open_db(live_server.app) as db:
-            self.token = operators.add(db, name, role, live_server.clock())
-
-    def text(self, msgid: str, **values) -> str:
-        app = self.live_server.app
-        with app.test_request_context(), force_locale(self.lang):
-            translated = gettext(msgid, **values)
-        if self.lang != "tr":
-            with app.test_request_context(), force_locale("tr"):
-                assert translated != gettext(msgid, **values), f"no {self.lang} msgstr for {msgid!r}"
-        return translated
-
-    def pattern(self, msgid: str, name: str, value: str | int, wildcard: str) -> re.Pattern:
-        """The translated text as a regular expression, with `wildcard` where the value `name` goes."""
-        text = re.escape(self.text(msgid, **{name: value}))
-        return re.compile("^" + text.replace(re.escape(str(value)), wildcard) + "$")
-
-    def code(self) -> str:
-        return self.totp.at(self.live_server.clock())
-
-    def open_enrolment(self) -> None:
-        self.page.goto(self.live_server(with_lang(f"/admin/enrol/{self.token}", self.lang)))
-        expect(self.page.locator("html")).to_have_attribute("lang", self.lang)
-        seed = self.page.locator("#admin_enrol_form code.seed").inner_text().replace(" ", "")
-        self.totp = pyotp.TOTP(seed)
-
-    def fill_enrolment(self, password: str) -> None:
-        page = self.page
-        page.locator("#password").fill(password)
-        page.locator("#password_confirm").fill(password)
-        page.locator("#totp_code").fill(self.code())
-        page.locator(ENROL_BUTTON).click()
-
-    def enrol(self) -> None:
-        self.open_enrolment()
-        self.fill_enrolment(PASSWORD)
-        expect(self.page.locator("#admin_enrol_done")).to_be_visible()
-
-    def fill_login(self, password: str = PASSWORD) -> None:
-        self.live_server.clock.advance(TOTP_STEP_SECONDS)  # a new time step: each is accepted once
-        page = self.page
-        page.locator("#name").fill(self.name)
-        page.locator("#password").fill(password)
-        page.locator("#totp_code").fill(self.code())
-        page.locator(LOGIN_BUTTON).click()
-
-    def log_in(self) -> None:
-        self.page.goto(self.live_server("/admin/login"))
-        self.fill_login()
-        self.page.wait_for_url(url_path("/admin"))
-        expect(self.page.locator("#admin_home_menu")).to_be_visible()
-
-    def open_selin(self) -> None:
-        page = self.page
-        page.goto(self.live_server("/admin/holders"))
-        page.locator("#q").fill(SELIN["name"])
-        page.locator("#admin_holders_list .search button[type=submit]").click()
-        expect(page.locator("#admin_holders_list [role=status]")).to_have_text(
-            self.text("Bulunan kart sahibi: %(n)d", n=1))
-        page.locator("#admin_holders_list tbody").get_by_role("link", name=SELIN["name"], exact=True).click()
-        expect(page.locator("#admin_holder_view h1")).to_have_text(SELIN["name"])
-
-
 @pytest.fixture
 def tour(page, live_server, browser_errors, lang) -> Tour:
     # Refused logins and enrolments answer 401 and 422, which the browser logs as failed resources.
@@ -139,7 +67,7 @@ def tour(page, live_server, browser_errors, lang) -> Tour:
 
 @LANGUAGES
 def test_enrolment_login_and_every_console_screen(lang, tour, page, live_server):
-    console = Console(page, live_server, lang, "denetci", "auditor")
+    console = OperatorConsole(page, live_server, lang, "denetci", "auditor")
     console.open_enrolment()
     tour.check("enrolment form", ENROL_BUTTON)
     console.fill_enrolment("kisa")
@@ -219,7 +147,7 @@ def test_enrolment_login_and_every_console_screen(lang, tour, page, live_server)
 
 @LANGUAGES
 def test_an_operator_locks_and_unlocks_a_holder(lang, tour, page, live_server):
-    console = Console(page, live_server, lang, "operator", "operator")
+    console = OperatorConsole(page, live_server, lang, "operator", "operator")
     console.enrol()
     console.log_in()
     console.open_selin()
@@ -249,7 +177,7 @@ def test_an_operator_locks_and_unlocks_a_holder(lang, tour, page, live_server):
 
 @LANGUAGES
 def test_the_audit_log_downloads_as_csv(lang, page, live_server):
-    console = Console(page, live_server, lang, "denetci", "auditor")
+    console = OperatorConsole(page, live_server, lang, "denetci", "auditor")
     console.enrol()
     console.log_in()
     page.goto(live_server("/admin/audit"))
@@ -264,7 +192,7 @@ def test_the_audit_log_downloads_as_csv(lang, page, live_server):
 
 @LANGUAGES
 def test_the_console_session_ends_after_15_idle_minutes(lang, tour, page, live_server):
-    console = Console(page, live_server, lang, "denetci", "auditor")
+    console = OperatorConsole(page, live_server, lang, "denetci", "auditor")
     console.enrol()
     console.log_in()
     live_server.clock.advance(IDLE_SECONDS + 1)
@@ -280,7 +208,7 @@ def test_the_console_session_ends_after_15_idle_minutes(lang, tour, page, live_s
 
 @LANGUAGES
 def test_an_admin_adds_disables_and_enables_an_operator(lang, tour, page, live_server):
-    console = Console(page, live_server, lang, "yonetici", "admin")
+    console = OperatorConsole(page, live_server, lang, "yonetici", "admin")
     console.enrol()
     console.log_in()
     page.locator(".admin-nav").get_by_role("link", name=console.text("Operatörler"), exact=True).click()
@@ -332,7 +260,7 @@ def test_an_admin_adds_disables_and_enables_an_operator(lang, tour, page, live_s
 @LANGUAGES
 def test_an_operator_sends_a_link_and_suspends_a_certificate(lang, tour, page, live_server):
     with_demo_certificates(live_server.app)
-    console = Console(page, live_server, lang, "operator", "operator")
+    console = OperatorConsole(page, live_server, lang, "operator", "operator")
     console.enrol()
     console.log_in()
     console.open_selin()
@@ -372,7 +300,7 @@ def test_an_operator_sends_a_link_and_suspends_a_certificate(lang, tour, page, l
 @LANGUAGES
 def test_the_outgoing_messages_show_no_body_or_code(lang, tour, page, live_server):
     reach_code_screen(page, live_server)  # a holder's login sends an SMS with a code
-    console = Console(page, live_server, lang, "denetci", "auditor")
+    console = OperatorConsole(page, live_server, lang, "denetci", "auditor")
     console.enrol()
     console.log_in()
     page.locator(".admin-nav").get_by_role("link", name=console.text("Giden İletiler"), exact=True).click()
@@ -402,7 +330,7 @@ def roster_problems(app, text: str, lang: str) -> list[tuple[int, str]]:
 
 @LANGUAGES
 def test_an_operator_imports_a_roster_after_a_refused_one(lang, tour, page, live_server, tmp_path):
-    console = Console(page, live_server, lang, "yukleyici", "operator")
+    console = OperatorConsole(page, live_server, lang, "yukleyici", "operator")
     console.enrol()
     console.log_in()
     page.locator(".admin-nav").get_by_role("link", name=console.text("Kart Listesi Yükle"), exact=True).click()
@@ -454,7 +382,7 @@ def test_an_operator_imports_a_roster_after_a_refused_one(lang, tour, page, live
 
 @LANGUAGES
 def test_an_admin_rotates_the_vault_key(lang, tour, page, live_server):
-    console = Console(page, live_server, lang, "kasaci", "admin")
+    console = OperatorConsole(page, live_server, lang, "kasaci", "admin")
     console.enrol()
     console.log_in()
     page.locator(".admin-nav").get_by_role("link", name=console.text("Kasa Anahtarı"), exact=True).click()

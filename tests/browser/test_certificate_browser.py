@@ -9,25 +9,14 @@ English run works before the English catalogue has these strings. Screenshots go
 """
 from __future__ import annotations
 
-import os
-
 import pytest
 from cryptography import x509
+from pages import log_in, marker, set_marker, url_path
+from playwright.sync_api import expect
 
 from kamusm import storage
 from kamusm.demo import DEMO_HOLDERS
 from tests.conftest import id_of, open_db, with_demo_certificates
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-# Imported under their own names, as pytest loads a test folder without __init__.py.
-from test_login_flow import marker, set_marker, url_path  # noqa: E402
-from test_pin_puk_browser import log_in  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

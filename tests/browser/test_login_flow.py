@@ -9,89 +9,37 @@ server log. Screenshots of every screen go to test-artifacts/ for a person to lo
 """
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
+from pages import (
+    CAPTCHA_ANSWER,
+    CAPTCHA_LOADED,
+    click_plain_form_button,
+    fill_login,
+    marker,
+    reach_code_screen,
+    set_marker,
+    url_path,
+    wait_for_captcha,
+)
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import expect
 
 from kamusm.demo import DEMO_HOLDERS
 from kamusm.web.factory import PROJECT_ROOT
 
-try:
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
 pytestmark = pytest.mark.browser
-expect.set_options(timeout=10_000)
 
 SELIN = DEMO_HOLDERS[0]
-CAPTCHA_ANSWER = "KMS34"
 WRONG_WORD = "yanlis-sozcuk-77"
 LOGIN_FAILED = "Kimlik numarası ya da güvenlik sözcüğü hatalı"
 TURKISH_LOGIN_HEADING = "Şifreli Giriş Ekranı"
 ENGLISH_CATALOG = PROJECT_ROOT / "kamusm" / "translations" / "en" / "LC_MESSAGES" / "messages.mo"
-MARKER = "window.__kamusmNoReload"
-
-CAPTCHA_LOADED = """() => {
-  const image = document.getElementById("captcha-image");
-  return image !== null && image.complete && image.naturalWidth > 0;
-}"""
-
-
-def click_plain_form_button(page, button, path: str) -> None:
-    """Click a button of a plain (non-htmx) form that POSTs to `path` and check it was accepted.
-
-    The pages' Referrer-Policy no-referrer makes the browser send such a POST with Origin: null;
-    the portal must still take it as same-origin (Sec-Fetch-Site says so).
-    """
-    with page.expect_response(lambda response: response.request.method == "POST"
-                              and url_path(path).match(response.url)) as answer:
-        button.click()
-    response = answer.value
-    assert response.status in (200, 303), f"POST {path} answered {response.status}"
-
-
-def url_path(path: str) -> re.Pattern:
-    """Matches a full URL whose path is `path` (any query string)."""
-    return re.compile(rf"^https?://[^/]+{re.escape(path)}(\?.*)?$")
-
-
-def set_marker(page) -> None:
-    page.evaluate(f"{MARKER} = 'still here'")
-
-
-def marker(page):
-    return page.evaluate(f"{MARKER} ?? null")
-
-
-def wait_for_captcha(page) -> None:
-    page.wait_for_function(CAPTCHA_LOADED)
-
-
-def fill_login(page, word: str, captcha: str = CAPTCHA_ANSWER, identity: str = SELIN["identity"]) -> None:
-    page.locator("#identity").fill(identity)
-    page.locator("#captcha").fill(captcha)
-    page.locator("#security_word").fill(word)
 
 
 def countdown_value(page) -> int:
     return int(page.locator("[data-countdown-value]").inner_text())
-
-
-def reach_code_screen(page, live_server) -> None:
-    """Security word and "Onay", the way a holder does it, up to /login/code."""
-    page.goto(live_server("/login"))
-    wait_for_captcha(page)
-    fill_login(page, SELIN["security_word"])
-    page.get_by_role("button", name="Giriş", exact=True).click()
-    page.wait_for_url(url_path("/login/sms"))
-    page.get_by_role("button", name="Onay", exact=True).click()
-    page.wait_for_url(url_path("/login/code"))
-    expect(page.locator("#login_code_form")).to_be_visible()
 
 
 def read_code_on_phone(phone) -> str:

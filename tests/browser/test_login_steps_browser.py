@@ -6,18 +6,9 @@ the screen without scrolling sideways, in Turkish and in the longer English.
 """
 from __future__ import annotations
 
-import os
-
 import pytest
-
-from tests.browser.test_login_flow import SELIN, fill_login, url_path, wait_for_captcha
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
+from pages import SELIN, fill_login, url_path, wait_for_captcha
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}

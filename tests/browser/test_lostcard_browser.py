@@ -3,25 +3,24 @@ in Turkish and in English; a new code made on /security, printed (only the sheet
 used; and the new screens through axe-core and the keyboard (tests/browser/test_accessibility_browser.py)."""
 from __future__ import annotations
 
-import os
-
 import pytest
+from pages import (
+    AXE,
+    AXE_PATH,
+    DESKTOP,
+    Tour,
+    click_plain_form_button,
+    log_in,
+    marker,
+    set_marker,
+    url_path,
+    wait_for_captcha,
+)
+from playwright.sync_api import expect
 
 from kamusm import storage
 from kamusm.demo import DEMO_HOLDERS
 from tests.conftest import CAPTCHA_ANSWER, with_demo_certificates
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-# Imported under their own names, as pytest loads a test folder without __init__.py.
-from test_accessibility_browser import AXE, AXE_PATH, DESKTOP, Tour  # noqa: E402
-from test_login_flow import click_plain_form_button, marker, set_marker, url_path, wait_for_captcha  # noqa: E402
-from test_pin_puk_browser import log_in  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

@@ -9,46 +9,17 @@ fixture fails the test otherwise). Screenshots of every state go to test-artifac
 """
 from __future__ import annotations
 
-import os
-
 import pytest
+from pages import log_in, marker, set_marker, url_path
+from playwright.sync_api import expect
 
 from kamusm import storage
 from kamusm.demo import DEMO_HOLDERS
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-# The login walk's small helpers; test_login_flow.py is imported under its own name, as pytest does
-# for a test folder without __init__.py, so this is the module pytest already loaded.
-from test_login_flow import fill_login, marker, set_marker, url_path, wait_for_captcha  # noqa: E402
 
 SELIN = DEMO_HOLDERS[0]
 KEMAL = DEMO_HOLDERS[1]
 RECENT_CODE_SECONDS = 300
 WARNINGS = ("Önemli Uyarı", "SERTİFİKANIZ KALICI OLARAK KİLİTLENECEK", "ÜCRET KARŞILIĞINDA")
-
-
-def log_in(page, live_server, identity: str = SELIN["identity"], word: str = SELIN["security_word"]) -> str:
-    """Security word, "Onay", the SMS code (read from the server's outbox) up to /menu; returns the code."""
-    page.goto(live_server("/login"))
-    wait_for_captcha(page)
-    fill_login(page, word, identity=identity)
-    page.get_by_role("button", name="Giriş", exact=True).click()
-    page.wait_for_url(url_path("/login/sms"))
-    page.get_by_role("button", name="Onay", exact=True).click()
-    page.wait_for_url(url_path("/login/code"))
-    expect(page.locator("#login_code_form")).to_be_visible()
-    code = live_server.latest_sms_code()
-    page.locator("#code").fill(code)
-    page.get_by_role("button", name="Gönder", exact=True).click()
-    page.wait_for_url(url_path("/menu"))
-    expect(page.locator("#menu_operations")).to_be_visible()
-    return code
 
 
 def open_pin_puk(page) -> None:

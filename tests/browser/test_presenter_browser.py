@@ -3,29 +3,18 @@ button changes the card panel live, without a reload; an SMS the portal sends (i
 presenter's phone panel by polling; and the buttons keep working after that login renewed the session."""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
+from pages import marker, polls_held, set_marker, url_path, wait_for_captcha
+from playwright.sync_api import expect
 
 from kamusm.demo import DEMO_HOLDERS
 from tests.conftest import CAPTCHA_ANSWER
 
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-# Imported under their own names, as pytest loads a test folder without __init__.py.
-import test_accessibility_browser as accessibility  # noqa: E402
-from test_login_flow import marker, set_marker, url_path, wait_for_captcha  # noqa: E402
-
 pytestmark = pytest.mark.browser
 
 SELIN, KEMAL = DEMO_HOLDERS[0], DEMO_HOLDERS[1]
-tour = accessibility.tour  # the accessibility walk's fixture, for this module's tests too
 POLL_TIMEOUT_MS = 8_000  # the panels poll every 2 s
 TEXTS = {
     "tr": {"heading": "Sunum ekranı", "phone": "Tanıtım telefonu", "mail": "Tanıtım e-posta kutusu",
@@ -102,8 +91,8 @@ def test_the_presenter_passes_axe_and_the_keyboard(lang, tour, page, live_server
     page.locator("#demo_presenter_scenarios button[value=pin-blocked]").click()
     page.locator("#demo_presenter_scenarios button[value=locked-out]").click()
     expect(page.locator("#demo_presenter_state [data-field=pin]")).to_contain_text("0 / 3", timeout=POLL_TIMEOUT_MS)
-    with accessibility.polls_held(page, live_server("/demo/presenter/state")), \
-            accessibility.polls_held(page, live_server("/demo/phone")), \
-            accessibility.polls_held(page, live_server("/demo/mail")):
+    with polls_held(page, live_server("/demo/presenter/state")), \
+            polls_held(page, live_server("/demo/phone")), \
+            polls_held(page, live_server("/demo/mail")):
         tour.check("presenter", "#demo_presenter_scenarios button[value=pin-blocked]")
     tour.assert_clean()

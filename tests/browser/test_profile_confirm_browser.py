@@ -8,24 +8,14 @@ answers 410 with its reason, on opening and on a click from a page that was alre
 """
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
+from pages import log_in_in_language, marker, open_profile, set_marker
+from playwright.sync_api import expect
 
 from kamusm import storage
 from kamusm.demo import DEMO_HOLDERS
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-# Imported under their own names, as pytest does for a test folder without __init__.py.
-from test_account_browser import log_in, open_profile  # noqa: E402
-from test_login_flow import marker, set_marker  # noqa: E402
 
 SELIN = DEMO_HOLDERS[0]
 FIRST_EMAIL = "selin.ilk@demo.edu.tr"
@@ -63,7 +53,7 @@ def test_the_link_page_confirms_only_on_its_button(page, browser, browser_errors
     # htmx 4 swaps 4xx answers; the browser logs each one as a failed resource, by design.
     browser_errors.expect(r"status of 410 .*/profile/email/")
     live_server.app.config["KAMUSM_PUBLIC_URL"] = live_server.url  # so the mailed links lead to this server
-    log_in(page, live_server, "tr")
+    log_in_in_language(page, live_server, "tr")
     open_profile(page, live_server, "tr")
     ask_for(page, FIRST_EMAIL)
     ask_for(page, SECOND_EMAIL)  # voids the first link

@@ -3,24 +3,15 @@ the receipt, the browser downloads it, and `openssl cms -verify` accepts it agai
 delete the screen and "Son İşlemlerim" offer theirs."""
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from pages import log_in, url_path
+from playwright.sync_api import expect
 
 from kamusm import ca
 from tests.conftest import with_demo_certificates
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-from test_login_flow import url_path  # noqa: E402
-from test_pin_puk_browser import log_in  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

@@ -4,25 +4,13 @@ it done. Elements are found by data attributes, so the English run works before 
 """
 from __future__ import annotations
 
-import os
-
 import pytest
+from pages import OperatorConsole, log_in, url_path
+from playwright.sync_api import expect
 
 from kamusm import storage
 from kamusm.reminders import DAY_SECONDS
 from tests.conftest import id_of, open_db, with_demo_certificates
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-# Imported under their own names, as pytest loads a test folder without __init__.py.
-from test_admin_browser import Console  # noqa: E402
-from test_login_flow import url_path  # noqa: E402
-from test_pin_puk_browser import log_in  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -65,7 +53,7 @@ def test_file_a_renewal_request_and_close_it_in_the_console(page, live_server, s
     screenshot(page, f"renewal-filed-{lang}")
     (filed,) = open_requests(live_server)
 
-    console = Console(page, live_server, lang, f"yenileme.{lang}", "operator")
+    console = OperatorConsole(page, live_server, lang, f"yenileme.{lang}", "operator")
     console.enrol()
     console.log_in()
     page.goto(live_server(f"/admin/renewals?lang={lang}"))

@@ -7,24 +7,13 @@ leads to the done screen, the new word logs in through the whole flow, and the s
 """
 from __future__ import annotations
 
-import os
-
 import pytest
+from pages import log_in, marker, set_marker, url_path
+from playwright.sync_api import expect
 
 from kamusm import reset
 from kamusm.demo import DEMO_HOLDERS
 from tests.conftest import id_of
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-# Imported under their own names, as pytest does for a test folder without __init__.py.
-from test_login_flow import marker, set_marker, url_path  # noqa: E402
-from test_pin_puk_browser import log_in  # noqa: E402
 
 SELIN = DEMO_HOLDERS[0]
 NEW_WORD = "mavi-gokyuzu-kumsal"

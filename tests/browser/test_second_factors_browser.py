@@ -14,27 +14,16 @@ http://localhost:<port> and set KAMUSM_PUBLIC_URL to that origin (the app reads 
 from __future__ import annotations
 
 import dataclasses
-import os
 from urllib.parse import urlsplit
 
 import pyotp
 import pytest
+from pages import AXE, AXE_PATH, DESKTOP, Tour, click_plain_form_button, fill_login, log_in, url_path, wait_for_captcha
+from playwright.sync_api import expect
 
 from kamusm import storage
 from kamusm.demo import DEMO_HOLDERS
 from kamusm.web.stepup import RECENT_CODE_SECONDS
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-# Imported under their own names, as pytest loads a test folder without __init__.py.
-from test_accessibility_browser import AXE, AXE_PATH, DESKTOP, Tour  # noqa: E402
-from test_login_flow import click_plain_form_button, fill_login, url_path, wait_for_captcha  # noqa: E402
-from test_pin_puk_browser import log_in  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

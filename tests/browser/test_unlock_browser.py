@@ -25,34 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import re
-import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
-from kamusm import storage
-from kamusm.card import reader
-from kamusm.card.apdu import CardError
-from kamusm.demo import DEMO_HOLDERS
-from kamusm.helper import HelperServer, make_backend, make_server
-from kamusm.helper.dist import wheel_filename
-from kamusm.web.stepup import RECENT_CODE_SECONDS
-from tests.conftest import audit_events, id_of
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-# The card stack's fixtures (card_stack, fresh_card) and the login walk of the PIN/PUK browser tests.
-from card_stack import (  # noqa: E402,F401  (the *_fixture names register the card_stack and fresh_card fixtures)
+from card_stack import (  # noqa: F401  (the *_fixture names register the card_stack and fresh_card fixtures)
     PIN,
     PUK,
     SERIAL,
@@ -60,20 +38,43 @@ from card_stack import (  # noqa: E402,F401  (the *_fixture names register the c
     card_stack_fixture,
     fresh_card_fixture,
 )
-from test_login_flow import url_path  # noqa: E402
-from test_pin_puk_browser import log_in  # noqa: E402
+from pages import (
+    NEW_PIN,
+    WRONG_PIN,
+    HelperConsole,
+    Traffic,
+    card_fact,
+    closed_port,
+    code_pattern,
+    expect_card_facts,
+    log_in,
+    open_unlock,
+    operation_done,
+    pair_in_browser,
+    result_line,
+    running_helper,
+    sms_bodies,
+    unblock,
+    url_path,
+)
+from playwright.sync_api import expect
+
+from kamusm import storage
+from kamusm.card import reader
+from kamusm.card.apdu import CardError
+from kamusm.demo import DEMO_HOLDERS
+from kamusm.helper import make_backend
+from kamusm.helper.dist import wheel_filename
+from kamusm.web.stepup import RECENT_CODE_SECONDS
+from tests.conftest import audit_events, id_of
+
+# wide_screen (conftest.py): a desktop's width, where the screenshots are looked at.
+pytestmark = pytest.mark.usefixtures("wide_screen")
 
 SELIN = DEMO_HOLDERS[0]
 AYSE = DEMO_HOLDERS[2]
-NEW_PIN = "582046"
-WRONG_PIN = "246802"
 WRONG_PUK = "11111111"
-HELPER_POLL_SECONDS = 0.01
 HELPER_LOGGER = "kamusm.helper"
-BODY_TYPES = ("text/html", "application/json")
-SCREEN = {"width": 1280, "height": 900}
-# The code line of the helper's pairing notice: "      123 456".
-CONSOLE_CODE = re.compile(r"^\s+(\d{3} \d{3})\s*$", re.MULTILINE)
 
 assert (SERIAL, PIN, PUK) == (SELIN["card_serial"], SELIN["pin"], SELIN["puk"]), "the virtual card is Selin's card"
 
@@ -112,188 +113,9 @@ def helper_log() -> Iterator[HelperLog]:
         logger.setLevel(old_level)
 
 
-class Console:
-    """What the holder reads on the helper's terminal (the helper's ``display``)."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-        self._texts_lock = threading.Lock()
-
-    def __call__(self, text: str) -> None:
-        with self._texts_lock:
-            self.texts.append(text)
-
-    def text(self) -> str:
-        with self._texts_lock:
-            return "\n".join(self.texts)
-
-    def pairing_code(self) -> str:
-        """The newest pairing code shown, as shown ("123 456")."""
-        codes = CONSOLE_CODE.findall(self.text())
-        assert codes, f"the helper showed no pairing code:\n{self.text()}"
-        return codes[-1]
-
-
 @pytest.fixture
-def console() -> Console:
-    return Console()
-
-
-@pytest.fixture(autouse=True)
-def wide_screen(page) -> None:
-    """A desktop's width, where the screenshots are looked at."""
-    page.set_viewport_size(SCREEN)
-
-
-@contextmanager
-def running_helper(backend, home: Path, live_server, console: Console, port: int = 0) -> Iterator[HelperServer]:
-    """The helper on 127.0.0.1:``port`` for the live portal's origin, served by a thread, on the portal's
-    clock, printing to ``console``; the portal's KAMUSM_HELPER_URL points at it until the block ends."""
-    # Exactly the Origin chromium sends for a page of the live server.
-    server = make_server(port, [live_server.url], backend, home, clock=live_server.clock, display=console)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": HELPER_POLL_SECONDS},
-                              name="kamusm-test-helper", daemon=True)
-    thread.start()
-    app = live_server.app
-    old_url = app.config["KAMUSM_HELPER_URL"]
-    app.config["KAMUSM_HELPER_URL"] = f"http://127.0.0.1:{server.port}"
-    try:
-        yield server
-    finally:
-        app.config["KAMUSM_HELPER_URL"] = old_url
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-        assert not thread.is_alive(), "the helper thread did not stop"
-
-
-def closed_port() -> int:
-    """A port of 127.0.0.1 nothing listens on (it was free a moment ago)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Traffic:
-    """Every HTML and JSON response body the page received, and every request it sent (URL and body)."""
-
-    def __init__(self, page) -> None:
-        self.bodies: list[tuple[str, str, int, str]] = []  # (method, url, status, body)
-        self.sent: list[tuple[str, str, str]] = []  # (method, url, body or "")
-        # (method, url, reason): chromium drops the body of a response whose page was navigated
-        # away from before it could be read (the login steps' htmx answers that redirect).
-        self.unreadable: list[tuple[str, str, str]] = []
-        page.on("request", self._on_request)
-        page.on("response", self._on_response)
-
-    def _on_request(self, request) -> None:
-        self.sent.append((request.method, request.url, request.post_data or ""))
-
-    def _on_response(self, response) -> None:
-        content_type = response.headers.get("content-type", "")
-        if 300 <= response.status < 400 or not content_type.startswith(BODY_TYPES):
-            return
-        try:
-            body = response.text()
-        except Exception as exc:  # noqa: BLE001 - recorded; the test decides what it may miss
-            self.unreadable.append((response.request.method, response.url, str(exc)))
-            return
-        self.bodies.append((response.request.method, response.url, response.status, body))
-
-    def body_of(self, method: str, url_ending: str) -> list[str]:
-        return [body for seen_method, url, _, body in self.bodies if seen_method == method and url.endswith(url_ending)]
-
-    def missed(self, helper_url: str) -> list[tuple[str, str, str]]:
-        """Unread bodies that matter: anything from /unlock or the helper, or lost for another reason."""
-        return [(method, url, reason) for method, url, reason in self.unreadable
-                if url.startswith(helper_url) or "/unlock" in url or "navigated away" not in reason]
-
-    def sent_to(self, method: str, url_ending: str) -> list[str]:
-        return [body for seen_method, url, body in self.sent if seen_method == method and url.endswith(url_ending)]
-
-    def places(self) -> dict[str, str]:
-        """Every response body and every request (URL and body), each named for an assertion message."""
-        named = {f"{method} {url} ({status}) #{index}": body
-                 for index, (method, url, status, body) in enumerate(self.bodies)}
-        named.update({f"request {method} {url} #{index}": f"{url}\n{body}"
-                      for index, (method, url, body) in enumerate(self.sent)})
-        return named
-
-
-def code_pattern(shown: str) -> re.Pattern:
-    """The pairing code however it could be written: 123456, 123 456, or form-encoded 123+456 / 123%20456."""
-    first, second = shown.split(" ")
-    return re.compile(rf"(?<![0-9A-Za-z]){first}(?: |\+|%20)?{second}(?![0-9A-Za-z])")
-
-
-def open_unlock(page) -> None:
-    """From the menu, the way a holder goes: the "Kilit Çözme" button."""
-    page.locator("#menu_operations").get_by_role("link", name="Kilit Çözme", exact=True).click()
-    page.wait_for_url(url_path("/unlock"))
-    expect(page.locator("#unlock h1")).to_have_text("Kilit Çözme")
-
-
-def card_fact(page, name: str, state: str = "unlock_forms"):
-    return page.locator(f"#{state} dd[data-card={name}]")
-
-
-def expect_card_facts(page, serial: str, pin_tries_left: int, state: str = "unlock_forms") -> None:
-    expect(page.locator(f"#{state}")).to_be_visible()
-    expect(card_fact(page, "serial", state)).to_have_text(serial)
-    expect(card_fact(page, "pin_tries_left", state)).to_have_text(str(pin_tries_left))
-
-
-def result_line(page):
-    return page.locator("#unlock [data-unlock-result]")
-
-
-def pair_in_browser(page, console: Console, screenshot=None) -> str:
-    """"Eşleştir", then the code the helper's console shows typed in as shown; returns that code."""
-    pair = page.locator("#unlock_pair")
-    expect(pair).to_be_visible()
-    fingerprint = pair.locator("[data-fingerprint]").inner_text().strip()
-    pair.get_by_role("button", name="Eşleştir", exact=True).click()
-    code_screen = page.locator("#unlock_pair_code")
-    expect(code_screen).to_be_visible()
-    # The holder compares the fingerprints the page and the helper's window show.
-    expect(code_screen.locator("[data-fingerprint]")).to_have_text(fingerprint)
-    assert fingerprint in console.text(), console.text()
-    shown = console.pairing_code()
-    if screenshot:
-        screenshot(page, "pairing-code")
-    code_screen.locator("#pairing_code").fill(shown)
-    code_screen.get_by_role("button", name="Onayla", exact=True).click()
-    expect(page.locator(f'#unlock_helpers tr[data-helper-fingerprint="{fingerprint}"]')).to_have_count(1)
-    expect(code_screen).to_have_count(0)
-    return shown
-
-
-@contextmanager
-def operation_done(page) -> Iterator[None]:
-    """Waits, after the block's click, for the page's closing refresh: a submit reads the card
-    (GET /v1/card) before the operation and again when it ends. The next operation must not start
-    before that, or the helper rightly answers busy."""
-    seen = {"card_reads": 0}
-
-    def second_card_read(response) -> bool:
-        if response.request.method == "GET" and response.url.endswith("/v1/card"):
-            seen["card_reads"] += 1
-        return seen["card_reads"] >= 2
-
-    with page.expect_response(second_card_read):
-        yield
-
-
-def unblock(page, new_pin: str = NEW_PIN) -> None:
-    form = page.locator("#unlock_forms form[data-operation=unblock]")
-    form.locator("#new_pin").fill(new_pin)
-    form.locator("#new_pin_confirm").fill(new_pin)
-    with operation_done(page):
-        form.get_by_role("button", name="Kilidi Çöz", exact=True).click()
-
-
-def sms_bodies(db) -> list[str]:
-    return [row["body"] for row in storage.outbox.latest_outbox(db, "sms", 100)]
+def console() -> HelperConsole:
+    return HelperConsole()
 
 
 @pytest.mark.browser

@@ -11,7 +11,6 @@ kept to prove that no PUK, PIN or pairing code was logged. The process is stoppe
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import subprocess
 import threading
@@ -20,46 +19,40 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from kamusm import storage
-from kamusm.card import reader
-from kamusm.card.apdu import CardError
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the conftest skips or fails with the reason
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-from card_stack import (  # noqa: E402,F401  (the *_fixture names register the card_stack and fresh_card fixtures)
+from card_stack import (  # noqa: F401  (the *_fixture names register the card_stack and fresh_card fixtures)
     PUK,
     SERIAL,
     VIRTUAL_READER,
     card_stack_fixture,
     fresh_card_fixture,
 )
-from test_pin_puk_browser import log_in  # noqa: E402
-from test_unlock_browser import (  # noqa: E402,F401  (wide_screen is an autouse fixture)
+from pages import (
     NEW_PIN,
     SELIN,
     WRONG_PIN,
-    Console,
+    HelperConsole,
     Traffic,
     code_pattern,
     expect_card_facts,
+    log_in,
     open_unlock,
     pair_in_browser,
     result_line,
     sms_bodies,
     unblock,
-    wide_screen,
 )
+from playwright.sync_api import expect
 
-from tests import test_helper_dist  # noqa: E402
-from tests.conftest import audit_events  # noqa: E402
-from tests.test_helper_api import HelperClient  # noqa: E402
-from tests.test_helper_dist import clean_environment, free_port  # noqa: E402
+from kamusm import storage
+from kamusm.card import reader
+from kamusm.card.apdu import CardError
+from tests import test_helper_dist
+from tests.conftest import audit_events
+from tests.test_helper_api import HelperClient
+from tests.test_helper_dist import clean_environment, free_port
+
+# wide_screen (conftest.py): a desktop's width, where the screenshots are looked at.
+pytestmark = pytest.mark.usefixtures("wide_screen")
 
 # The wheel build and the fresh venv of tests/test_helper_dist.py, as fixtures of this module too.
 wheel = test_helper_dist.wheel
@@ -70,7 +63,7 @@ HELPER_STOP_SECONDS = 10
 POLL_SECONDS = 0.1
 
 
-def keep_reading(stream, into: Console) -> threading.Thread:
+def keep_reading(stream, into: HelperConsole) -> threading.Thread:
     """Copy a process's output into ``into`` line by line, so its pipe never fills."""
     def pump() -> None:
         for line in stream:
@@ -86,7 +79,7 @@ class InstalledHelper:
 
     def __init__(self, venv: Path, port: int, origin: str, home: Path) -> None:
         self.port, self.origin = port, origin
-        self.console, self.log = Console(), Console()
+        self.console, self.log = HelperConsole(), HelperConsole()
         command = [str(venv / "bin" / "kamusm-helper"), "--backend", "pcsc", "--origin", origin,
                    "--port", str(port), "--home", str(home)]
         # cwd outside the repository and no PYTHONPATH: only the installed package can be imported.
