@@ -1,8 +1,8 @@
 """Load: the whole login flow through gunicorn, against a bare Flask and the Argon2id bound.
 
-Run by hand: `.venv/bin/python bench/load.py [--clients 32] [--seconds 30] [--workers N] [--threads T]`
-(`--help` for the rest; the defaults take about 3 minutes). Only 127.0.0.1 is
-ever contacted; every loop stops at its deadline or its count.
+Run by hand: `.venv/bin/python bench/load.py [--clients 32] [--seconds 30] [--workers N] [--threads T]
+[--database postgresql]` (`--help` for the rest; the defaults take about 3 minutes). Only 127.0.0.1 is
+ever contacted (and the PostgreSQL server of --database-url); every loop stops at its deadline or its count.
 
 In one run it
 - times Argon2id security-word checks in-process, min(workers x threads, cores)
@@ -10,7 +10,9 @@ In one run it
   hash-bound login limit;
 - serves a throwaway instance (demo mode, captcha off, per-IP limits off, SMS to
   the outbox) with gunicorn and kamusm/gunicorn_conf.py, and beside it a bare
-  Flask hello-world under the same configuration;
+  Flask hello-world under the same configuration; its data in SQLite, or with
+  --database postgresql in a throwaway PostgreSQL cluster (tests/postgres_server.py)
+  or in new databases on the server of --database-url, dropped at the end;
 - drives concurrent clients, each with its own cookies and its own holder,
   through login -> SMS -> code -> menu -> pin-puk -> logout (the SMS code is read
   from the outbox table), then only logins, then only the menu page, then only
@@ -18,7 +20,8 @@ In one run it
 - measures how cost grows: login and menu latency with 1,000 and with 100,000
   holders in the database, and `audit verify` time against the log's length.
 It prints flows/s, p50/p95/p99 per screen, menu requests/s against the bare
-Flask, logins/s against the hash bound, and each target as PASS or FAIL.
+Flask, logins/s against the hash bound, and each target as PASS or FAIL; on
+PostgreSQL also the database's CPU and how busy its one write lock was.
 """
 from __future__ import annotations
 
@@ -29,23 +32,30 @@ import re
 import resource
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import defaultdict
+from contextlib import nullcontext
 from http.cookies import SimpleCookie
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import psycopg
 from argon2 import PasswordHasher, Type
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kamusm import audit, serve, storage, vault  # noqa: E402
+from kamusm.storage import postgres  # noqa: E402
+from kamusm.storage.connection import POSTGRES_SCHEMES, describe  # noqa: E402
 from kamusm.web.factory import create_app  # noqa: E402
+from tests import postgres_server  # noqa: E402
 
 HOST = "127.0.0.1"
 # A non-demo portal must name real backends (the outbox is demo-only); the audit timing sends nothing.
@@ -68,6 +78,95 @@ def hello():
 '''
 SHARED_STORAGE = {"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379"}
 TARGETS = {"menu_ratio": 0.5, "login_ratio": 0.8, "p99_over_p50": 4.0}
+# The message each database gives when a writer could not have its lock.
+LOCK_FAILURE = {"sqlite": "database is locked", "postgresql": "deadlock detected"}
+WATCH_INTERVAL_SECONDS = 0.02
+# Who holds and who waits for the one lock every PostgreSQL write transaction takes (kamusm/storage/postgres.py).
+WRITE_LOCK_QUERY = """SELECT count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted) FROM pg_locks
+                      WHERE locktype = 'advisory' AND (classid::bigint << 32 | objid::bigint) = %s
+                        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+
+
+class Databases:
+    """Every empty database of the run, and their removal at its end: a SQLite file in the instance
+    folder, a database in a throwaway PostgreSQL cluster, or a new database on the server of --database-url."""
+
+    def __init__(self, kind: str, server_url: str):
+        self.kind, self.server_url = kind, server_url
+        self.cluster = postgres_server.Server() if kind == "postgresql" and not server_url else None
+        self.created: list[str] = []
+
+    def __enter__(self) -> "Databases":
+        return self
+
+    def __exit__(self, *_) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+        if self.created:
+            with psycopg.connect(self.server_url, autocommit=True) as admin:
+                for name in self.created:
+                    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    def new(self, instance: Path) -> str:
+        """The URL of a new empty database for the instance folder `instance`."""
+        if self.kind == "sqlite":
+            return f"sqlite:///{instance / 'kamusm.db'}"
+        if self.cluster is not None:
+            return self.cluster.new_database()
+        name = f"kamusm_bench_{os.getpid()}_{len(self.created) + 1}"
+        with psycopg.connect(self.server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.created.append(name)
+        return urlunsplit(urlsplit(self.server_url)._replace(path=f"/{name}"))
+
+
+class DatabaseWatch:
+    """PostgreSQL's side of a phase: the CPU of the server's processes when they run on this machine, and
+    how busy the one write lock is, from pg_locks read every WATCH_INTERVAL_SECONDS on a connection of its own."""
+
+    def __init__(self, location: str):
+        self.db = storage.connect(location)
+        self.server_pid = postmaster_pid(self.db.conn.raw.info.backend_pid)
+        self.samples: list[tuple[int, int]] = []  # (holders, waiters)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def cpu(self) -> float:
+        return server_cpu(self.server_pid) if self.server_pid else 0.0
+
+    def __enter__(self) -> "DatabaseWatch":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self.db.conn.close()
+
+    def _sample(self) -> None:
+        while not self.stopped.wait(WATCH_INTERVAL_SECONDS):
+            self.samples.append(self.db.conn.raw.execute(WRITE_LOCK_QUERY, [postgres.WRITE_LOCK_KEY]).fetchone())
+
+
+def postmaster_pid(backend_pid: int) -> int | None:
+    """The PostgreSQL server process that forked the backend `backend_pid`, when it runs on this machine."""
+    try:
+        parent = int(Path(f"/proc/{backend_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        names = {Path(f"/proc/{pid}/comm").read_text().strip() for pid in (backend_pid, parent)}
+    except OSError:
+        return None
+    return parent if names == {"postgres"} else None
+
+
+def database_title(db, location: str) -> str:
+    """Which database the run measures, for the report (never a password)."""
+    if not postgres.is_postgres(db):
+        return f"SQLite {sqlite3.sqlite_version} ({describe(location)})"
+    version = db.conn.raw.info.server_version
+    fsync = db.execute("SHOW fsync").fetchone()[0]
+    synchronous_commit = db.execute("SHOW synchronous_commit").fetchone()[0]
+    return (f"PostgreSQL {version // 10000}.{version % 10000}, fsync={fsync}, "
+            f"synchronous_commit={synchronous_commit} ({describe(location)})")
 
 
 def identities(first_prefix: int):
@@ -244,6 +343,7 @@ class Phase:
         self.reconnects = 0
         self.elapsed = 0.0
         self.cpu = {"client": 0.0, "server": 0.0, "others": 0.0}
+        self.lock_samples: list[tuple[int, int]] = []
 
     def run(self, step, prepare=None) -> "Phase":
         clients = [Client(self.port, defaultdict(list), threading.Lock()) for _ in self.holders]
@@ -290,15 +390,22 @@ class Phase:
                    for client, holder in zip(clients, self.holders, strict=True)]
         for thread in threads:
             thread.start()
+        watch = DatabaseWatch(self.database) if self.database.startswith(POSTGRES_SCHEMES) else None
         ready.wait(START_TIMEOUT_SECONDS * 4)
-        before = (_own_cpu(), server_cpu(self.server_pid), machine_cpu())
+        before = (_own_cpu(), server_cpu(self.server_pid), watch.cpu() if watch else 0.0, machine_cpu())
         started = time.perf_counter()
-        for thread in threads:
-            thread.join(self.seconds + 4 * REQUEST_TIMEOUT_SECONDS)
-        self.elapsed = time.perf_counter() - started
-        after = (_own_cpu(), server_cpu(self.server_pid), machine_cpu())
-        client, server, machine = ((end - begin) / self.elapsed for begin, end in zip(before, after, strict=True))
-        self.cpu = {"client": client, "server": server, "others": max(0.0, machine - client - server)}
+        with watch or nullcontext():
+            for thread in threads:
+                thread.join(self.seconds + 4 * REQUEST_TIMEOUT_SECONDS)
+            self.elapsed = time.perf_counter() - started
+        after = (_own_cpu(), server_cpu(self.server_pid), watch.cpu() if watch else 0.0, machine_cpu())
+        client, server, database, machine = ((end - begin) / self.elapsed
+                                             for begin, end in zip(before, after, strict=True))
+        self.cpu = {"client": client, "server": server, "others": max(0.0, machine - client - server - database)}
+        if watch:
+            self.lock_samples = watch.samples
+            if watch.server_pid:
+                self.cpu["database"] = database
         return self
 
     @property
@@ -396,16 +503,27 @@ def print_screens(phase: Phase) -> bool:
 
 
 def phase_line(phase: Phase, unit: str) -> str:
-    cpu = phase.cpu
-    return (f"  {phase.done} {unit} in {phase.elapsed:.1f} s = {phase.rate:,.1f}/s; errors {len(phase.errors)}, "
+    cpu, step = phase.cpu, unit[:-1]
+    database = f"database {cpu['database']:.2f}, " if "database" in cpu else ""
+    database_cost = f", database CPU per {step} {cost_ms(phase, 'database'):.2f} ms" if "database" in cpu else ""
+    line = (f"  {phase.done} {unit} in {phase.elapsed:.1f} s = {phase.rate:,.1f}/s; errors {len(phase.errors)}, "
             f"kept-alive reconnects {phase.reconnects}\n"
-            f"  CPU in cores: server {cpu['server']:.2f}, load generator {cpu['client']:.2f}, "
-            f"other processes {cpu['others']:.2f}; server CPU per {unit[:-1]} {cost_ms(phase):.2f} ms")
+            f"  CPU in cores: server {cpu['server']:.2f}, {database}load generator {cpu['client']:.2f}, "
+            f"other processes {cpu['others']:.2f}; server CPU per {step} {cost_ms(phase):.2f} ms{database_cost}")
+    samples = phase.lock_samples
+    if samples:
+        held = sum(1 for holders, _ in samples if holders) / len(samples)
+        waiting = [waiters for _, waiters in samples]
+        line += (f"\n  write lock (pg_locks every {WATCH_INTERVAL_SECONDS * 1000:.0f} ms, {len(samples)} samples): "
+                 f"held {held:.0%} of the time, writers waiting {sum(waiting) / len(samples):.1f} on average, "
+                 f"at most {max(waiting)}")
+    return line
 
 
-def cost_ms(phase: Phase) -> float:
-    """Server CPU milliseconds per completed step: unlike a rate, barely moved by other processes' load."""
-    return phase.cpu["server"] / phase.rate * 1000 if phase.rate else 0.0
+def cost_ms(phase: Phase, part: str = "server") -> float:
+    """CPU milliseconds of the server (or of the database's processes) per completed step: unlike a rate,
+    barely moved by other processes' load."""
+    return phase.cpu[part] / phase.rate * 1000 if phase.rate else 0.0
 
 
 def show_errors(phase: Phase) -> None:
@@ -429,7 +547,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--audit", type=int, nargs="+", default=[10_000, 100_000],
                         help="audit log lengths to verify (default 10000 100000)")
     parser.add_argument("--skip-growth", action="store_true", help="only the load phases")
-    return parser.parse_args()
+    parser.add_argument("--database", choices=["sqlite", "postgresql"],
+                        help="where the portal keeps its data (default sqlite; postgresql: a throwaway cluster "
+                             "from tests/postgres_server.py, started and stopped by the run)")
+    parser.add_argument("--database-url", default="", metavar="URL",
+                        help="postgresql://… of an existing server to use instead of a throwaway cluster (implies "
+                             "--database postgresql): the run creates its databases there, so the user needs "
+                             "CREATEDB, and drops them at the end")
+    args = parser.parse_args()
+    if args.database_url and not args.database_url.startswith(POSTGRES_SCHEMES):
+        parser.error("--database-url must be a postgresql:// URL")
+    if args.database_url and args.database == "sqlite":
+        parser.error("--database-url is a PostgreSQL server; it does not go with --database sqlite")
+    args.database = args.database or ("postgresql" if args.database_url else "sqlite")
+    return args
 
 
 def main() -> None:
@@ -437,16 +568,19 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so the servers and the temporary folder go too
     cores = os.cpu_count() or 1
     max_steps = 100_000  # per client and phase: a second bound beside the deadline
-    with tempfile.TemporaryDirectory(prefix="kamusm-load-") as folder:
+    with (tempfile.TemporaryDirectory(prefix="kamusm-load-") as folder,
+          Databases(args.database, args.database_url) as databases):
         folder_path = Path(folder)
         instance = folder_path / "instance"
-        env = {**os.environ, "KAMUSM_INSTANCE": str(instance), "KAMUSM_DEMO": "1", "KAMUSM_CAPTCHA": "off",
+        database = databases.new(instance)
+        env = {**os.environ, "KAMUSM_INSTANCE": str(instance), "KAMUSM_DATABASE_URL": database,
+               "KAMUSM_DEMO": "1", "KAMUSM_CAPTCHA": "off",
                "RATELIMIT_ENABLED": "false", "KAMUSM_SMS_BACKEND": "outbox",
                "KAMUSM_OTP_SENDS_PER_HOUR": "1000000", "KAMUSM_OTP_RESEND_SECONDS": "60",
                "KAMUSM_WORKERS": str(args.workers), "KAMUSM_THREADS": str(args.threads)}
         env.pop("RATELIMIT_STORAGE_URI", None)
 
-        app = create_app({"KAMUSM_INSTANCE": str(instance), "KAMUSM_DEMO": True})
+        app = create_app({"KAMUSM_INSTANCE": str(instance), "KAMUSM_DATABASE_URL": database, "KAMUSM_DEMO": True})
         config = app.config
         checker = PasswordHasher(memory_cost=config["KAMUSM_ARGON2_MEMORY_KIB"],
                                  time_cost=config["KAMUSM_ARGON2_TIME_COST"],
@@ -456,13 +590,12 @@ def main() -> None:
 
         with app.app_context():
             keyring = vault.app_keyring()
-        database = config["DATABASE"]
         db = storage.connect(database)
         holders = add_holders(db, word_hash, args.clients, identities(700_000_000), time.time(), keyring=keyring)
         (folder_path / "bare_app.py").write_text(BARE_APP)
 
         print(f"kamusm load bench: {cores} cores, gunicorn gthread, {args.workers} workers x {args.threads} threads, "
-              f"{args.clients} clients")
+              f"{args.clients} clients\ndatabase: {database_title(db, database)}")
 
         bare = Server("bare", "bare_app:app", folder_path, env, folder_path / "bare.log")
         try:
@@ -534,19 +667,20 @@ def main() -> None:
             kamusm.stop()
             db.conn.close()
         server_log = (folder_path / "kamusm.log").read_text()
-        locked = server_log.count("database is locked")
+        locked = server_log.count(LOCK_FAILURE[args.database])
         tracebacks = server_log.count("Traceback")
-        print(f"\nserver log: {locked} 'database is locked', {tracebacks} tracebacks")
+        print(f"\nserver log: {locked} '{LOCK_FAILURE[args.database]}', {tracebacks} tracebacks")
         results["server log clean"] = locked == 0 and tracebacks == 0
 
         if not args.skip_growth:
             print("\naudit verify against the log's length:")
             for size in args.audit:
-                verify_seconds, cli_seconds = audit_timing(folder_path / f"audit-{size}", size)
+                audit_instance = folder_path / f"audit-{size}"
+                verify_seconds, cli_seconds = audit_timing(audit_instance, databases.new(audit_instance), size)
                 print(f"  {size:>7,} entries: audit.verify {verify_seconds:.2f} s "
                       f"({size / verify_seconds:,.0f} entries/s); `flask kamusm audit verify` {cli_seconds:.2f} s")
 
-    print("\ntargets (2 cores):")
+    print(f"\ntargets (2 cores, {args.database}):")
     for name, ok in results.items():
         print(f"  {verdict(ok)}  {name}")
 
@@ -568,10 +702,12 @@ def argon2_rate(checker: PasswordHasher, word_hash: str, threads: int, count: in
     return threads * count / elapsed, elapsed / count
 
 
-def audit_timing(instance: Path, entries: int) -> tuple[float, float]:
-    """Make an instance whose audit log has `entries` chained rows; time verify in-process and by the CLI."""
-    app = create_app({"KAMUSM_INSTANCE": str(instance), **NO_OUTBOX})
-    db = storage.connect(app.config["DATABASE"])
+def audit_timing(instance: Path, database: str, entries: int) -> tuple[float, float]:
+    """Make an instance on the empty `database` whose audit log has `entries` chained rows; time verify
+    in-process and by the CLI."""
+    settings = {"KAMUSM_INSTANCE": str(instance), "KAMUSM_DATABASE_URL": database, **NO_OUTBOX}
+    create_app(settings)  # builds the schema in the empty database
+    db = storage.connect(database)
     prev = storage.audit_log.last_audit_hash(db) or audit.GENESIS_HASH
     now = time.time()
     with storage.write(db):
@@ -590,7 +726,7 @@ def audit_timing(instance: Path, entries: int) -> tuple[float, float]:
         raise SystemExit(f"audit chain of {entries} entries did not verify: {checked}, {broken}")
     started = time.perf_counter()
     subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "app", "kamusm", "audit", "verify"],
-                   cwd=ROOT, env={**os.environ, "KAMUSM_INSTANCE": str(instance), **NO_OUTBOX}, check=True,
+                   cwd=ROOT, env={**os.environ, **settings}, check=True,
                    stdout=subprocess.DEVNULL)
     return verify_seconds, time.perf_counter() - started
 
