@@ -38,8 +38,15 @@ serve: setup helper-dist
 	env -u KAMUSM_DEMO $(FLASK) kamusm init
 	env -u KAMUSM_DEMO $(VENV)/bin/gunicorn -c kamusm/gunicorn_conf.py app:app
 
+# The HTTP tests that reach most of the storage run a second time with every test app on PostgreSQL; all of
+# tests/ passes that way (docs/postgresql.md), this share keeps `make test` near its 15 minutes.
+POSTGRES_HTTP_TESTS := $(addprefix tests/test_,login.py audit.py vault.py pin_puk.py admin.py admin_jobs.py \
+	get_never_writes.py lockout_rule.py factor_counters.py lostcard.py profile.py rotation_crash.py \
+	reset_links.py certificate.py receipts.py)
+
 test: setup system-test-deps lint helper-dist wheelhouse
 	$(PY) -m pytest tests
+	$(PY) -m pytest --database postgresql $(POSTGRES_HTTP_TESTS)
 
 # ruff (style and bugs), bandit (security, medium and up) and pip-audit over the pinned requirements.
 # pip-audit passes when its advisory service cannot be reached, and fails on any finding.

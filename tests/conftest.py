@@ -14,6 +14,7 @@ import sqlite_utils
 
 from kamusm import certificates, storage, vault
 from kamusm.demo import DEMO_HOLDERS, load_demo_holders
+from kamusm.storage import transfer
 from kamusm.web.db import connections
 from kamusm.web.factory import create_app
 
@@ -43,8 +44,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def app_config(tmp_path, clock) -> dict:
-    return {
+def app_config(request, tmp_path, clock) -> dict:
+    """The test app's settings; with `--database postgresql` its data lives in a new PostgreSQL database."""
+    config = {
         "TESTING": True,
         "KAMUSM_INSTANCE": str(tmp_path / "instance"),
         "KAMUSM_DEMO": True,
@@ -52,6 +54,9 @@ def app_config(tmp_path, clock) -> dict:
         "CAPTCHA_FIXED_ANSWER": CAPTCHA_ANSWER,
         "CLOCK": clock,
     }
+    if request.config.getoption("database") == "postgresql":
+        config["KAMUSM_DATABASE_URL"] = request.getfixturevalue("postgres_database")
+    return config
 
 
 @pytest.fixture(scope="session")
@@ -119,6 +124,12 @@ def db(app):
     """A connection of the test's own: no app context stays pushed to leak `g` into requests."""
     with open_db(app) as connection:
         yield connection
+
+
+def database_snapshot(db, tables: tuple[str, ...] = (), leave_out: tuple[str, ...] = ("sessions",)) -> dict[str, str]:
+    """A digest of every row of `tables` (default: all but `leave_out`), on SQLite or PostgreSQL alike."""
+    names = tables or [table for table in transfer.tables(db) if table not in leave_out]
+    return {table: transfer.table_digest(db, table, transfer.columns(db, table)) for table in names}
 
 
 def csrf_token(client, path: str = "/login") -> str:
@@ -199,9 +210,24 @@ def auth(client, app) -> AuthActions:
     return AuthActions(client, app)
 
 
+def pytest_addoption(parser):
+    parser.addoption("--database", choices=["sqlite", "postgresql"], default="sqlite",
+                     help="where the test apps keep their data (make test runs the HTTP tests on both)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """On PostgreSQL, the tests of SQLite's own behaviour (its files, pragmas, triggers) are left out."""
+    if config.getoption("database") != "postgresql":
+        return
+    kept = [item for item in items if not item.get_closest_marker("sqlite_only")]
+    config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("sqlite_only")])
+    items[:] = kept
+
+
 def pytest_configure(config):
     # No pytest.ini: the top level of the repository is fixed, so the settings live here.
     config.addinivalue_line("markers", "browser: real-browser tests (Playwright + Debian's chromium)")
     config.addinivalue_line("markers", "card: tests through pcscd + vpcd + the virtual card")
     config.addinivalue_line("markers", "multiworker: gunicorn with several workers + a real redis-server")
+    config.addinivalue_line("markers", "sqlite_only: SQLite's own behaviour; left out under --database postgresql")
     config.addinivalue_line("filterwarnings", "error")

@@ -46,6 +46,7 @@ class Server:
             postgres = pwd.getpwnam("postgres")
             os.chown(self.home, postgres.pw_uid, postgres.pw_gid)
         self.pg_ctl = str(binaries / "pg_ctl")
+        self._template = ""
         data = str(self.home / "data")
         _as_postgres(str(binaries / "initdb"), "-D", data, "-A", "trust", "-U", USER, "-E", "UTF8", "--no-sync")
         _as_postgres(self.pg_ctl, "-D", data, "-l", str(self.home / "log"), "-w", "-o",
@@ -54,11 +55,29 @@ class Server:
     def url(self, database: str) -> str:
         return f"postgresql://{USER}@/{database}?host={self.home}&port={PORT}"
 
-    def new_database(self) -> str:
+    def new_database(self, empty: bool = False) -> str:
+        """A new database; unless `empty`, with the schema already built (a copy of a migrated template,
+        which takes a fraction of running the migrations for every test)."""
         name = f"kamusm_test_{os.getpid()}_{next(_numbers)}"
+        template = "template0" if empty else self._schema_template()
         with psycopg.connect(self.url("postgres"), autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return self.url(name)
+
+    def _schema_template(self) -> str:
+        if not self._template:
+            from kamusm import storage
+
+            name = f"kamusm_schema_{os.getpid()}"
+            with psycopg.connect(self.url("postgres"), autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{name}"')
+            database = storage.connect(self.url(name))
+            try:
+                storage.migrations.migrate(database)
+            finally:
+                database.conn.close()
+            self._template = name
+        return self._template
 
     def stop(self) -> None:
         _as_postgres(self.pg_ctl, "-D", str(self.home / "data"), "-w", "-m", "immediate", "stop")

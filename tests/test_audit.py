@@ -1,9 +1,9 @@
 """The audit log: append-only, hash-chained, no secrets."""
-import sqlite3
-
 import pytest
 
 from kamusm import audit, storage
+from kamusm.storage.connection import StorageError
+from kamusm.storage.postgres import is_postgres
 
 
 def test_chain_verifies(db, auth, client):
@@ -14,16 +14,19 @@ def test_chain_verifies(db, auth, client):
 
 def test_update_and_delete_are_refused(db):
     audit.record(db, 1.0, "test", "ok")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(StorageError, match="append-only"):
         db.execute("UPDATE audit SET outcome = 'changed'")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(StorageError, match="append-only"):
         db.execute("DELETE FROM audit")
 
 
 def _tamper(db, sql, params=()):
-    """Get around the triggers as an attacker with the file would."""
-    db.execute("DROP TRIGGER audit_no_update")
-    db.execute("DROP TRIGGER audit_no_delete")
+    """Get around the triggers as an attacker with the file (or the table owner's password) would."""
+    if is_postgres(db):
+        db.execute("ALTER TABLE audit DISABLE TRIGGER audit_no_change")
+    else:
+        db.execute("DROP TRIGGER audit_no_update")
+        db.execute("DROP TRIGGER audit_no_delete")
     db.execute(sql, params)
 
 

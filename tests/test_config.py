@@ -85,6 +85,7 @@ def test_instance_keys_are_private(app):
     assert key_file.stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.sqlite_only  # the SQLite file's mode
 def test_database_file_is_private(app):
     assert (Path(app.instance_path) / "kamusm.db").stat().st_mode & 0o777 == 0o600
 

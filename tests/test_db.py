@@ -9,6 +9,8 @@ import pytest
 from kamusm import storage
 from kamusm.web.db import ThreadConnections, connections
 
+pytestmark = pytest.mark.sqlite_only  # SQLite's pragmas, locks and files; tests/test_postgres.py has PostgreSQL's
+
 
 @pytest.fixture
 def pool(app):
@@ -57,6 +59,14 @@ def test_close_all_closes_every_thread_connection(pool):
         with pytest.raises(sqlite3.ProgrammingError):
             connection.execute("SELECT 1")
     assert pool.get().execute("SELECT count(*) FROM holders").fetchone()[0] == 3
+
+
+def test_a_finished_threads_connection_is_closed_and_forgotten(pool):
+    """A background job's thread ends: its connection goes with it, not at close_all (or never)."""
+    theirs = other_thread(pool.get)
+    with pytest.raises(sqlite3.ProgrammingError):
+        theirs.execute("SELECT 1")
+    assert len(pool._open) == 0
 
 
 def test_a_forked_child_opens_its_own_connection(pool):

@@ -11,6 +11,8 @@ from kamusm.web.db import connections
 from kamusm.web.factory import create_app
 from tests.conftest import KEMAL, SELIN, AuthActions, audit_events, id_of, open_db, post, with_demo_certificates
 
+pytestmark = pytest.mark.sqlite_only  # it makes the databases on both sides itself
+
 
 def copy(runner, source: str, target: str):
     return runner.invoke(args=["kamusm", "db", "copy", source, target])

@@ -17,6 +17,7 @@ from tests.conftest import SELIN, AuthActions, audit_events, csrf_token, load_de
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.sqlite_only  # SQLite's own locks and files
 def test_database_locked_past_the_busy_timeout_is_a_clear_503(client, app, db):
     token = csrf_token(client, "/forgot")
     before = connections(app).get()  # the test client's requests run in this thread
@@ -64,6 +65,7 @@ def test_slow_sms_gateway_times_out_with_a_clear_message(app_config, db):
         assert audit_events(connection, "login.sms") == [("login.sms", "gateway_failed")]
 
 
+@pytest.mark.sqlite_only  # SQLite's own locks and files
 def test_import_killed_midway_imports_nothing_and_leaves_the_database_sound(app, db, tmp_path):
     from kamusm.identity import tckn_checksum_ok
     from tests.test_roster import HEADER
@@ -117,6 +119,7 @@ def forgot_status(client, token):
     return client.post("/forgot", data={"csrf_token": token, "identity": SELIN["identity"]}).status_code
 
 
+@pytest.mark.sqlite_only  # SQLite's own locks and files
 def test_disk_full_is_a_clear_503_and_recovers(small_disk):
     app, folder = small_disk
     client = app.test_client()
@@ -137,6 +140,7 @@ def test_disk_full_is_a_clear_503_and_recovers(small_disk):
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+@pytest.mark.sqlite_only  # SQLite's own locks and files
 def test_read_only_instance_is_a_clear_503_and_recovers(small_disk):
     app, folder = small_disk
     client = app.test_client()

@@ -5,25 +5,18 @@ from __future__ import annotations
 import pytest
 
 from kamusm import storage
-from tests.conftest import AuthActions
+from tests.conftest import AuthActions, database_snapshot
 
 PAGES = ["/", "/login", "/menu", "/pin-puk", "/certificate", "/profile", "/unlock", "/unlock/state?helper=down",
          "/forgot", "/healthz", "/crl.der", "/demo/phone", "/demo/mail", "/no-such-page"]
 
 
-def table_snapshot(db) -> dict[str, list]:
-    """Every row of every table but the sessions, where a GET keeps the login (and its CSRF token) going."""
-    tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()]
-    return {table: db.execute(f'SELECT * FROM "{table}"').fetchall()  # noqa: S608 - names from sqlite_master
-            for table in tables if table != "sessions" and not table.startswith("sqlite_")}
-
-
 @pytest.mark.parametrize("path", PAGES)
 def test_a_logged_in_get_writes_nothing(app, client, db, path):
     AuthActions(client, app).login()
-    before = table_snapshot(db)
+    before = database_snapshot(db)  # all but the sessions, where a GET keeps the login going
     assert client.get(path).status_code < 500
-    assert table_snapshot(db) == before
+    assert database_snapshot(db) == before
 
 
 def test_the_certificate_page_of_a_card_without_a_certificate_issues_none(app, client, db):

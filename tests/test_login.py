@@ -44,7 +44,6 @@ def test_whole_flow_reaches_the_menu(client, auth, db):
 def test_the_menu_greets_from_the_session_and_from_the_holder_without_it(client, auth, db):
     auth.login()
     db.execute("UPDATE holders SET name = 'Kemal Demir' WHERE identity = ?", [SELIN["identity"]])
-    db.conn.commit()
     assert "Sayın S***** Y*****" in client.get("/menu").get_data(as_text=True)  # the name as of login
     with client.session_transaction() as kept:
         del kept["masked_name"]  # a session saved before the name was kept in it

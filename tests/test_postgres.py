@@ -2,6 +2,7 @@
 and the audit chain under writers racing from separate connections, as from several servers. tests/test_concurrency.py
 runs every counter race on both databases."""
 import threading
+import time
 
 import psycopg
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from kamusm import audit, storage
 from kamusm.config import ConfigError
 from kamusm.storage.postgres import translate
-from kamusm.web.db import connections
+from kamusm.web.db import ThreadConnections, connections
 from kamusm.web.factory import create_app
 from tests.conftest import AuthActions, load_demo, open_db
 
@@ -38,12 +39,19 @@ def pg_app(app_config, postgres_database):
     connections(app).close_all()
 
 
-def test_the_schema_is_built_and_a_second_migrate_changes_nothing(pg_app):
-    with open_db(pg_app) as db:
-        assert storage.postgres.is_postgres(db)
-        version = storage.migrations.schema_version(db)
-        assert version == len(storage.migrations.MIGRATIONS)
-        assert storage.migrations.migrate(db) == version
+def test_the_schema_is_built_and_a_second_migrate_changes_nothing(app_config, postgres_server):
+    """On an empty database (the other tests start from a copy of a migrated template): the app builds it all."""
+    app = create_app({**app_config, "KAMUSM_DATABASE_URL": postgres_server.new_database(empty=True)})
+    try:
+        load_demo(app)
+        with open_db(app) as db:
+            assert storage.postgres.is_postgres(db)
+            version = storage.migrations.schema_version(db)
+            assert version == len(storage.migrations.MIGRATIONS)
+            assert storage.migrations.migrate(db) == version
+            assert len(list(db.query("SELECT id FROM holders"))) == 3
+    finally:
+        connections(app).close_all()
 
 
 def test_a_holder_logs_in_over_http(pg_app):
@@ -86,3 +94,32 @@ def test_a_url_is_printed_without_its_password():
 def test_an_unknown_database_url_is_refused(app_config):
     with pytest.raises(ConfigError, match="KAMUSM_DATABASE_URL"):
         create_app({**app_config, "KAMUSM_DATABASE_URL": "mysql://x/y"})
+
+
+def test_a_finished_threads_server_connection_is_closed(postgres_database):
+    """Each background job (an import, a key rotation) runs in a thread of its own: its server connection
+    must end with it, or every job would leave one open until max_connections runs out."""
+    watcher = storage.connect(postgres_database)
+
+    def server_connections(expected: int) -> int:
+        """Those of others on this database, given up to 5 s to reach `expected` (a backend exits on its own time)."""
+        deadline = time.monotonic() + 5
+        while True:
+            count = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                    "AND pid <> pg_backend_pid()").fetchone()[0]
+            if count == expected or time.monotonic() > deadline:
+                return count
+            time.sleep(0.02)
+
+    pool = ThreadConnections(postgres_database)
+    try:
+        for _ in range(3):
+            thread = threading.Thread(target=lambda: pool.get().execute("SELECT 1"))
+            thread.start()
+            thread.join()
+        assert server_connections(0) == 0
+        pool.get().execute("SELECT 1")
+        assert server_connections(1) == 1
+    finally:
+        pool.close_all()
+        watcher.conn.close()

@@ -6,7 +6,7 @@ import pytest
 
 from kamusm import reset, storage
 from kamusm.web.factory import create_app
-from tests.conftest import SELIN, AuthActions, code_sent_to, csrf_token, load_demo, post
+from tests.conftest import SELIN, AuthActions, code_sent_to, csrf_token, database_snapshot, load_demo, post
 
 NEW_PHONE = "+905439998877"
 OTHER_PHONE = "+905441112233"
@@ -204,8 +204,7 @@ def test_phone_race_with_a_step_up_in_between(client, auth, clock, db):
 
 def snapshot(db):
     """Everything a confirmation could write; the session row that carries the page's CSRF token is left out."""
-    return {table: db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()  # noqa: S608 - fixed names
-            for table in ("holders", "tokens", "audit", "mail_queue", "outbox", "sms_codes")}
+    return database_snapshot(db, ("holders", "tokens", "audit", "mail_queue", "outbox", "sms_codes"))
 
 
 def test_opening_the_link_writes_nothing_and_the_button_confirms(client, auth, db):

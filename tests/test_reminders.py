@@ -147,7 +147,8 @@ def test_runs_in_parallel_threads_send_each_reminder_once(app, db, clock):
 def test_two_processes_at_once_send_each_reminder_once(app, db, clock):
     """The command itself, twice at the same moment, on the real clock: the certificates are made to end soon."""
     db.execute("UPDATE certificates SET not_after = ?", [clock() + 20 * DAY_SECONDS])
-    env = {**os.environ, "KAMUSM_INSTANCE": app.config["KAMUSM_INSTANCE"], "KAMUSM_DEMO": "1"}
+    env = {**os.environ, "KAMUSM_INSTANCE": app.config["KAMUSM_INSTANCE"], "KAMUSM_DEMO": "1",
+           "KAMUSM_DATABASE_URL": app.config["KAMUSM_DATABASE_URL"]}
     command = [sys.executable, "-m", "flask", "--app", "app", "kamusm", "reminders", "send"]
     processes = [subprocess.Popen(command, cwd=REPOSITORY, env=env, stdout=subprocess.PIPE,  # noqa: S603
                                   stderr=subprocess.PIPE, text=True) for _ in range(2)]

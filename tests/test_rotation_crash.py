@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from kamusm import storage, vault
+from kamusm.storage.postgres import is_postgres
 
 HOLDERS = 3000
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,17 +36,18 @@ def all_readable(db, instance: Path) -> bool:
 ROTATE = [sys.executable, "-m", "flask", "--app", "app", "kamusm", "rotate-vault-key"]
 
 
-def rotate_env(instance: Path) -> dict:
+def rotate_env(app) -> dict:
     # Outside demo mode the portal must name real backends (config.check_settings); nothing is sent here.
-    return {**os.environ, "KAMUSM_INSTANCE": str(instance), "KAMUSM_VAULT_KEY": "", "KAMUSM_DEMO": "0",
-            "KAMUSM_SMS_BACKEND": "console", "KAMUSM_MAIL_BACKEND": "smtp"}
+    return {**os.environ, "KAMUSM_INSTANCE": app.instance_path, "KAMUSM_VAULT_KEY": "", "KAMUSM_DEMO": "0",
+            "KAMUSM_SMS_BACKEND": "console", "KAMUSM_MAIL_BACKEND": "smtp",
+            "KAMUSM_DATABASE_URL": app.config["KAMUSM_DATABASE_URL"]}
 
 
 def test_kill_during_rotation_loses_nothing(app, db):
     instance = Path(app.instance_path)
     fill_vault(db, instance)
     old_id = vault.load_keyring(instance).current_id
-    process = subprocess.Popen(ROTATE, cwd=ROOT, env=rotate_env(instance), stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(ROTATE, cwd=ROOT, env=rotate_env(app), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     next_path = instance / vault.NEXT_KEY_FILE
     deadline = time.monotonic() + 60
@@ -63,9 +65,10 @@ def test_kill_during_rotation_loses_nothing(app, db):
     total = storage.vault.count_data_keys(db)
     assert 20 <= rotated < total
     assert all_readable(db, instance)
-    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    if not is_postgres(db):  # PostgreSQL's own WAL recovery has no file-level check to ask for
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
-    finish = subprocess.run(ROTATE, cwd=ROOT, env=rotate_env(instance), capture_output=True, text=True,
+    finish = subprocess.run(ROTATE, cwd=ROOT, env=rotate_env(app), capture_output=True, text=True,
                             timeout=120)
     assert finish.returncode == 0, finish.stderr
     keyring = vault.load_keyring(instance)

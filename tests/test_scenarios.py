@@ -23,12 +23,12 @@ from tests.conftest import (
     AuthActions,
     audit_events,
     csrf_token,
+    database_snapshot,
     id_of,
     open_db,
     post,
     with_demo_certificates,
 )
-from tests.test_get_never_writes import table_snapshot
 
 DAY = 86400
 PRESENTER = "/demo/presenter"
@@ -125,10 +125,10 @@ def test_the_presenter_frames_nothing_and_keeps_the_csp(client):
 
 def test_the_state_panel_is_a_partial_for_htmx_and_gets_write_nothing(app, client, db):
     client.get(PRESENTER)  # the session (and its CSRF token) is the only thing a GET may write
-    before = table_snapshot(db)
+    before = database_snapshot(db)
     assert "<html" not in state_panel(client)
     assert client.get(PRESENTER).status_code == 200
-    assert table_snapshot(db) == before
+    assert database_snapshot(db) == before
     assert not scenarios.sim_card_path(Path(app.instance_path)).exists()
 
 

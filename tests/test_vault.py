@@ -27,6 +27,7 @@ def test_round_trip(db, keyring, holders):
     assert vault.read_secrets(db, keyring, holder_id, "99000001") == {"pin": "123456", "puk": "87654321"}
 
 
+@pytest.mark.sqlite_only  # reads the database file itself (docs/postgresql.md: deleted rows on PostgreSQL)
 def test_ciphertext_holds_no_plaintext(db, keyring, holders):
     holder_id = holders[SELIN["identity"]]
     vault.store_secrets(db, keyring, holder_id, "99000001", {"pin": "123456", "puk": "87654321"})
@@ -83,6 +84,7 @@ def test_tampered_ciphertext_fails(db, keyring, holders):
         vault.read_secrets(db, keyring, holder_id, "99000001")
 
 
+@pytest.mark.sqlite_only  # reads the database file itself (docs/postgresql.md: deleted rows on PostgreSQL)
 def test_delete_is_final_even_with_the_key(db, keyring, holders):
     holder_id = holders[SELIN["identity"]]
     vault.store_secrets(db, keyring, holder_id, "99000001", {"pin": "123456", "puk": "87654321"})
@@ -99,6 +101,7 @@ def test_delete_is_final_even_with_the_key(db, keyring, holders):
     assert wrapped not in content and all(row["sealed"] not in content for row in sealed)
 
 
+@pytest.mark.sqlite_only  # reads the database file itself (docs/postgresql.md: deleted rows on PostgreSQL)
 def test_secure_delete_is_on(db):
     assert db.execute("PRAGMA secure_delete").fetchone()[0] == 1
 

@@ -42,6 +42,9 @@ def audit_entries(db: sqlite_utils.Database, holder_id: int | None = None, limit
         cursor.close()
 
 
+NO_LIMIT = 2**62  # more rows than any table holds: PostgreSQL refuses SQLite's LIMIT -1
+
+
 def search_audit(db: sqlite_utils.Database, *, holder_id: int | None = None, event: str = "", operator: str = "",
                  since: float | None = None, until: float | None = None, limit: int | None = None,
                  offset: int = 0) -> list[dict]:
@@ -55,4 +58,4 @@ def search_audit(db: sqlite_utils.Database, *, holder_id: int | None = None, eve
                               AND (CAST(? AS DOUBLE PRECISION) IS NULL OR at < ?)
                             ORDER BY id DESC LIMIT ? OFFSET ?""",
                      [holder_id, holder_id, event, event, event, operator, operator, since, since, until, until,
-                      -1 if limit is None else limit, offset])
+                      NO_LIMIT if limit is None else limit, offset])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 
 import sqlite_utils
 from flask import Flask, current_app, g
@@ -22,26 +23,39 @@ from kamusm.storage.connection import StorageError
 EXTENSION = "kamusm.connections"
 
 
+class _Held:
+    """A thread's connection, closed when the thread ends or the pool is dropped (its thread-local slot goes,
+    and this with it): a finished background job or a discarded app leaves no database connection open, which
+    on PostgreSQL would be a server connection each."""
+
+    __slots__ = ("db", "close", "__weakref__")
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+        self.close = weakref.finalize(self, db.conn.close)
+
+
 class ThreadConnections:
-    """One connection per thread to one database file, and a way to close them all."""
+    """One connection per thread to one database, and a way to close them all."""
 
     def __init__(self, path: str):
         self.path = path
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._open: set = set()
+        self._open: weakref.WeakSet[_Held] = weakref.WeakSet()
+        self._inherited: list[_Held] = []
         self._pid = os.getpid()
 
     def get(self) -> sqlite_utils.Database:
         if self._pid != os.getpid():
             self._forget_parent()
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = storage.connect(self.path)
-            self._local.db = db
+        held = getattr(self._local, "held", None)
+        if held is None:
+            held = _Held(storage.connect(self.path))
+            self._local.held = held
             with self._lock:
-                self._open.add(db.conn)
-        return db
+                self._open.add(held)
+        return held.db
 
     def release(self, db: sqlite_utils.Database, broken: bool) -> None:
         """End the request's use of db; close it when the request met a storage fault."""
@@ -55,24 +69,27 @@ class ThreadConnections:
 
     def discard(self) -> None:
         """Close this thread's connection; the next get() opens a new one."""
-        db = getattr(self._local, "db", None)
-        self._local.db = None
-        if db is not None:
-            with self._lock:
-                self._open.discard(db.conn)
-            db.conn.close()
+        held = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None:
+            held.close()
 
     def close_all(self) -> None:
         """Close every thread's connection (before the files are moved, remounted or removed)."""
         with self._lock:
-            connections, self._open = self._open, set()
-        for connection in connections:
-            connection.close()
+            every, self._open = list(self._open), weakref.WeakSet()
+        for held in every:
+            held.close()
         self._local = threading.local()
 
     def _forget_parent(self) -> None:
+        """After fork: the parent's connections are the parent's. Closing one here, or letting it be collected,
+        would end it for the parent too (a PostgreSQL connection is one socket), so they are kept, unused."""
         with self._lock:
-            self._open = set()
+            for held in self._open:
+                held.close.detach()
+            self._inherited = list(self._open)
+            self._open = weakref.WeakSet()
             self._local = threading.local()
             self._pid = os.getpid()
 

@@ -146,18 +146,23 @@ class AdminEnrolForm(TextForm):
     totp_code = StringField()
 
 
+def printable_only(text: str | None) -> str | None:
+    """A search term without control characters: none is typed, and PostgreSQL refuses a NUL in text."""
+    return None if text is None else "".join(character for character in text if character.isprintable())
+
+
 class AdminSearchForm(TextForm):
     """Read from the query string: a search is a GET, so its result can be linked and paged."""
-    q = StringField()
+    q = StringField(filters=[printable_only])
     page = StringField()
 
 
 class AdminAuditForm(TextForm):
-    holder = StringField()
-    event = StringField()
-    operator = StringField()
-    since = StringField()
-    until = StringField()
+    holder = StringField(filters=[printable_only])
+    event = StringField(filters=[printable_only])
+    operator = StringField(filters=[printable_only])
+    since = StringField(filters=[printable_only])
+    until = StringField(filters=[printable_only])
 
 
 class AdminSuspendForm(TextForm):
