@@ -83,11 +83,30 @@ def app(app_config):
     connections(app).close_all()
 
 
+_DEMO_WORD_HASHES: dict[tuple, str] = {}
+
+
+class RememberedWordHashes:
+    """The app's hasher, for the demo words: each is hashed once per test session and costs (a real Argon2id
+    hash with the app's settings, as `kamusm demo` makes). A fresh salt for every test's app only cost time:
+    three hashes each, most of an app's setup."""
+
+    def __init__(self, app):
+        self._hasher = app.extensions["kamusm.hasher"]
+        self._costs = tuple(app.config[f"KAMUSM_ARGON2_{name}"] for name in ("MEMORY_KIB", "TIME_COST", "PARALLELISM"))
+
+    def hash(self, word: str) -> str:
+        key = (*self._costs, word)
+        if key not in _DEMO_WORD_HASHES:
+            _DEMO_WORD_HASHES[key] = self._hasher.hash(word)
+        return _DEMO_WORD_HASHES[key]
+
+
 def load_demo(app):
     with app.app_context():
         keyring = vault.app_keyring()
     with open_db(app) as db:
-        load_demo_holders(db, app.extensions["kamusm.hasher"], keyring, app.config["CLOCK"]())
+        load_demo_holders(db, RememberedWordHashes(app), keyring, app.config["CLOCK"]())
 
 
 def with_demo_certificates(app):
