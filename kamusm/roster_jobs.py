@@ -50,7 +50,8 @@ def drop_upload(instance_path: Path, job: str) -> None:
 def run(db, instance_path: Path, keyring: vault.Keyring, hash_word, job: str, email_domains: list[str],
         now: float) -> int:
     """Import the job's upload (checked again: the holders may have changed since); return how many rows.
-    Progress is written as it goes; the sealed upload is gone afterwards whatever happened."""
+    Progress is written as it goes, "done" is left to the caller (mark_done, once all its work is over);
+    the sealed upload is gone afterwards whatever happened."""
     try:
         text = open_upload(instance_path, keyring, job)
         if text is None:
@@ -75,5 +76,8 @@ def run(db, instance_path: Path, keyring: vault.Keyring, hash_word, job: str, em
         raise
     finally:
         drop_upload(instance_path, job)
-    write_progress(instance_path, job, {"kind": KIND, "state": "done", "total": count, "done": count, "at": now})
     return count
+
+
+def mark_done(instance_path: Path, job: str, count: int, now: float) -> None:
+    write_progress(instance_path, job, {"kind": KIND, "state": "done", "total": count, "done": count, "at": now})

@@ -81,9 +81,13 @@ def _run(app: Flask, job: str, operator_name: str, ip: str) -> None:
                          problem=type(exc).__name__)
             app.logger.warning("roster import %s failed: %s", job[:6], type(exc).__name__)
             return
-        audit.record(db, now, "admin.import", "ok", None, ip, operator=operator_name, rows=count)
-        certificates.issue_for_new_cards(db, Path(app.instance_path), app.config["KAMUSM_DEMO"],
-                                         app.config["KAMUSM_PUBLIC_URL"], now)
+        # The page says done only once everything is: the new cards' certificates, then the audit entry.
+        try:
+            certificates.issue_for_new_cards(db, Path(app.instance_path), app.config["KAMUSM_DEMO"],
+                                             app.config["KAMUSM_PUBLIC_URL"], now)
+        finally:
+            audit.record(db, now, "admin.import", "ok", None, ip, operator=operator_name, rows=count)
+            roster_jobs.mark_done(Path(app.instance_path), job, count, now)
 
 
 def _progress_screen(job: str):

@@ -149,9 +149,9 @@ def _rotate(app: Flask, job: str, operator_name: str, ip: str) -> None:
             audit.record(db, app.config["CLOCK"](), "admin.rotate_vault_key", "failed", None, ip,
                          operator=operator_name, problem=type(exc).__name__)
             return
-        jobs.write_progress(instance, job, {"kind": ROTATION, "state": "done", "done": count, "total": count})
         audit.record(db, app.config["CLOCK"](), "admin.rotate_vault_key", "ok", None, ip, operator=operator_name,
                      rewrapped=count)
+        jobs.write_progress(instance, job, {"kind": ROTATION, "state": "done", "done": count, "total": count})
 
 
 def _rotation_screen(job: str):
